@@ -1,0 +1,3 @@
+from ecg_mlflow.cli import main
+
+main()

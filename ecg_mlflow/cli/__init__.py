@@ -1,0 +1,23 @@
+"""The `ecg-mlflow` command: data, training steps and tuning under one typer app."""
+
+from __future__ import annotations
+
+import typer
+
+from ecg_mlflow.cli.data import app as data_app
+
+app = typer.Typer(
+    name="ecg-mlflow",
+    help="Self-supervised ECG heartbeat classification: data, training steps and Optuna tuning, tracked in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

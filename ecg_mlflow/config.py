@@ -1,0 +1,371 @@
+"""Typed configuration: the one source of truth for every default.
+
+The MLproject file, the typer CLI and the Optuna study files all take their
+defaults and parameter names from these dataclasses (a test checks that
+MLproject agrees), so a default changed here changes everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+TRANSFORM_NAMES: tuple[str, ...] = (
+    "original",
+    "negation",
+    "inversion",
+    "noise",
+    "shuffle",
+    "stretch",
+    "squeeze",
+    "scale",
+)
+BACKBONES: tuple[str, ...] = ("mlp", "cnn", "lstm", "resnet")
+DATASETS: tuple[str, ...] = ("mit", "ptb")
+SPLITS: tuple[str, ...] = ("intra", "inter")
+SOURCES: tuple[str, ...] = ("physionet", "kaggle")
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "mit": ("N", "S", "V", "F", "Q"),
+    "ptb": ("normal", "mi"),
+}
+BEAT_LENGTH = 187
+SAMPLING_RATE = 125
+
+ENV_DATA_DIR = "ECG_DATA_DIR"
+ENV_CACHE_DIR = "ECG_CACHE_DIR"
+
+
+class ConfigError(ValueError):
+    """A parameter value that cannot be used; the message names the parameter."""
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
+    ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ConfigError(f"{name}={value!r} must lie in {bracket}{low}, {high}]")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """--data-dir wins, then $ECG_DATA_DIR, then ./data."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(ENV_DATA_DIR)
+    return Path(env).expanduser() if env else Path("data")
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The built-dataset cache lives apart from the raw data, which may be read-only."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get(ENV_CACHE_DIR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ecg-mlflow"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which beats a step trains and tests on."""
+
+    dataset: str = "mit"
+    source: str = "physionet"
+    split: str = "intra"
+    data_dir: str = ""
+    cache_dir: str = ""
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    split_seed: int = 42
+    max_beats: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("source", self.source, SOURCES)
+        _check_choice("split", self.split, SPLITS)
+        if self.dataset == "ptb" and self.split == "inter":
+            raise ConfigError("split='inter' is defined for MIT-BIH only (de Chazal DS1/DS2); use split='intra' for ptb")
+        _check_range("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
+        _check_range("val_fraction", self.val_fraction, 0.0, 0.9, low_open=True)
+        if self.max_beats < 0:
+            raise ConfigError(f"max_beats={self.max_beats} must be >= 0 (0 = all beats)")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES[self.dataset]
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Magnitudes of the 8 self-supervised transforms; the paper's values are the defaults.
+
+    noise_std is relative to the beat's [0, 1] range; 0.05 keeps the QRS visible while
+    being clearly detectable, and 4 shuffle segments cut a 187-sample beat roughly
+    at P, QRS, ST and T.
+    """
+
+    noise_std: float = 0.05
+    shuffle_segments: int = 4
+    stretch_factor: float = 2.0
+    squeeze_factor: float = 0.5
+    scale_factor: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_range("noise_std", self.noise_std, 0.0, 1.0, low_open=True)
+        if not 2 <= self.shuffle_segments <= 32:
+            raise ConfigError(f"shuffle_segments={self.shuffle_segments} must lie in [2, 32]")
+        _check_range("stretch_factor", self.stretch_factor, 1.0, 8.0, low_open=True)
+        _check_range("squeeze_factor", self.squeeze_factor, 0.05, 1.0)
+        if self.squeeze_factor >= 1.0:
+            raise ConfigError(f"squeeze_factor={self.squeeze_factor} must be < 1")
+        _check_range("scale_factor", self.scale_factor, 0.0, 1.0, low_open=True)
+        if self.scale_factor >= 1.0:
+            raise ConfigError(f"scale_factor={self.scale_factor} must be < 1")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Size knobs shared by all backbones; their meaning per backbone is in BACKBONE_DEFAULTS.
+
+    units: MLP layer width / CNN and ResNet filters / LSTM units.
+    depth: MLP dense layers / CNN conv blocks / ResNet residual blocks / LSTM layers.
+    dense_units: the hidden Dense layer(s) after the feature extractor.
+    """
+
+    units: int
+    depth: int
+    dense_units: int
+    dropout: float
+    kernel_size: int
+
+    def __post_init__(self) -> None:
+        for name in ("units", "depth", "dense_units", "kernel_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        _check_range("dropout", self.dropout, 0.0, 0.9)
+
+
+BACKBONE_DEFAULTS: dict[str, BackboneConfig] = {
+    # The paper: 7 Dense layers with dropout and ReLU.
+    "mlp": BackboneConfig(units=256, depth=7, dense_units=64, dropout=0.2, kernel_size=1),
+    # The paper: 3 x (Conv1D + LeakyReLU + MaxPool1D), Flatten, 3 Dense with LeakyReLU.
+    "cnn": BackboneConfig(units=32, depth=3, dense_units=64, dropout=0.1, kernel_size=5),
+    # The paper: LSTM(64), then a Dense hidden layer with ReLU.
+    "lstm": BackboneConfig(units=64, depth=1, dense_units=64, dropout=0.1, kernel_size=1),
+    # Kachuee et al. 2018: 5 residual blocks of two Conv1D(32, 5), Dense(32) x 2.
+    "resnet": BackboneConfig(units=32, depth=5, dense_units=32, dropout=0.0, kernel_size=5),
+}
+
+# "use the backbone's default" in MLproject/CLI numeric parameters.
+UNSET = -1
+
+
+def backbone_config(backbone: str, **overrides: Any) -> BackboneConfig:
+    """The backbone's defaults with overrides; an override of UNSET (or None) keeps the default."""
+    _check_choice("backbone", backbone, BACKBONES)
+    known = {f.name for f in fields(BackboneConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown backbone parameter(s): {', '.join(sorted(unknown))}")
+    changes = {k: v for k, v in overrides.items() if v is not None and v != UNSET}
+    return replace(BACKBONE_DEFAULTS[backbone], **changes)
+
+
+DEFAULT_HEAD_WEIGHTS: tuple[float, ...] = (1.0,) * len(TRANSFORM_NAMES)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The self-supervised step: recognise which of 8 transforms was applied."""
+
+    backbone: str = "cnn"
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    rep_val_fraction: float = 0.2  # the paper's 4:1 split of the representation set
+    transforms: TransformConfig = field(default_factory=TransformConfig)
+    head_weights: tuple[float, ...] = DEFAULT_HEAD_WEIGHTS
+    model: BackboneConfig | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_training(self.epochs, self.batch_size, self.learning_rate)
+        if len(self.head_weights) != len(TRANSFORM_NAMES) or min(self.head_weights) < 0:
+            raise ConfigError(f"head_weights needs {len(TRANSFORM_NAMES)} non-negative numbers, got {self.head_weights}")
+        if self.data.dataset != "mit":
+            raise ConfigError("pretraining uses MIT-BIH beats (dataset='mit'), as in the paper")
+        if self.model is None:
+            object.__setattr__(self, "model", BACKBONE_DEFAULTS[self.backbone])
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """A supervised classifier, from pretrained weights or from scratch."""
+
+    backbone: str = "cnn"
+    pretrain_run_id: str = ""
+    pretrain_model: str = ""
+    init: str = "pretrained"
+    freeze: bool = False
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    label_fraction: float = 1.0
+    patience: int = 5
+    seed: int = 0
+    model: BackboneConfig | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_choice("init", self.init, ("pretrained", "scratch"))
+        _check_training(self.epochs, self.batch_size, self.learning_rate)
+        _check_range("label_fraction", self.label_fraction, 0.0, 1.0, low_open=True)
+        if self.pretrain_run_id and self.pretrain_model:
+            raise ConfigError("give pretrain_run_id or pretrain_model, not both")
+        if self.init == "scratch" and (self.pretrain_run_id or self.pretrain_model):
+            raise ConfigError("init='scratch' takes no pretrain_run_id/pretrain_model; use init='pretrained'")
+        if self.patience < 0:
+            raise ConfigError(f"patience={self.patience} must be >= 0 (0 = no early stopping)")
+        if self.model is None:
+            object.__setattr__(self, "model", BACKBONE_DEFAULTS[self.backbone])
+
+
+DEFAULT_ENSEMBLE_MEMBERS: tuple[str, ...] = ("mlp", "cnn", "lstm")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Average the members' softmax/sigmoid outputs, then train the whole again."""
+
+    members: tuple[str, ...] = DEFAULT_ENSEMBLE_MEMBERS
+    run_ids: tuple[str, ...] = ()
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-4
+    patience: int = 5
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ConfigError("members needs at least one backbone")
+        for member in self.members:
+            _check_choice("members", member, BACKBONES)
+        if self.run_ids and len(self.run_ids) != len(self.members):
+            raise ConfigError(
+                f"run_ids has {len(self.run_ids)} entries but members has {len(self.members)}; give one run ID per member"
+            )
+        _check_training(self.epochs, self.batch_size, self.learning_rate)
+
+
+def _check_training(epochs: int, batch_size: int, learning_rate: float) -> None:
+    if epochs < 1:
+        raise ConfigError(f"epochs={epochs} must be >= 1")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size} must be >= 1")
+    _check_range("learning_rate", learning_rate, 0.0, 1.0, low_open=True)
+
+
+def flatten_config(config: Any) -> dict[str, Any]:
+    """Nested dataclass -> flat {name: value}, as logged to MLflow params.
+
+    Field names are unique across the nested configs, so no prefixes are needed
+    and the flat names are exactly the MLproject/CLI parameter names.
+    """
+    return _flatten(asdict(config))
+
+
+def _flatten(values: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value))
+        elif isinstance(value, tuple | list):
+            flat[key] = ",".join(str(v) for v in value)
+        else:
+            flat[key] = value
+    return flat
+
+
+_NESTED = {"transforms": TransformConfig, "data": DataConfig}
+
+
+def parameter_names(config_cls: type) -> set[str]:
+    """Every flat parameter name a step config accepts (the MLproject/CLI/study names)."""
+    names: set[str] = set()
+    for f in fields(config_cls):
+        if f.name in _NESTED:
+            names |= {g.name for g in fields(_NESTED[f.name])}
+        elif f.name == "model":
+            names |= {g.name for g in fields(BackboneConfig)}
+        else:
+            names.add(f.name)
+    return names
+
+
+def config_from_params(config_cls: type, params: dict[str, Any]) -> Any:
+    """Flat {name: value} (MLproject, CLI, an Optuna trial) -> a validated step config.
+
+    Unknown names raise ConfigError naming them; backbone size parameters left at
+    UNSET/None take the backbone's default; tuple fields accept "a,b,c" strings.
+    """
+    unknown = set(params) - parameter_names(config_cls)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) for {config_cls.__name__}: {', '.join(sorted(unknown))}")
+    top: dict[str, Any] = {}
+    for f in fields(config_cls):
+        if f.name in _NESTED:
+            sub = {g.name: params[g.name] for g in fields(_NESTED[f.name]) if g.name in params}
+            top[f.name] = _NESTED[f.name](**{k: _coerce(_NESTED[f.name], k, v) for k, v in sub.items()})
+        elif f.name == "model":
+            sizes = {g.name: params.get(g.name) for g in fields(BackboneConfig)}
+            backbone = params.get("backbone", _default(config_cls, "backbone"))
+            top["model"] = backbone_config(
+                str(backbone), **{k: _coerce(BackboneConfig, k, v) for k, v in sizes.items() if v is not None}
+            )
+        elif f.name in params:
+            top[f.name] = _coerce(config_cls, f.name, params[f.name])
+    return config_cls(**top)
+
+
+def _default(config_cls: type, name: str) -> Any:
+    for f in fields(config_cls):
+        if f.name == name:
+            return f.default
+    raise KeyError(name)
+
+
+
+def _coerce(config_cls: type, name: str, value: Any) -> Any:
+    """Strings from MLproject/CLI into the field's declared type."""
+    hints = {f.name: f.type for f in fields(config_cls)}
+    kind = str(hints[name])
+    try:
+        if kind.startswith("tuple"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            items = [i.strip() if isinstance(i, str) else i for i in items if not (isinstance(i, str) and not i.strip())]
+            return tuple(float(i) for i in items) if "float" in kind else tuple(str(i) for i in items)
+        if kind == "bool":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(value)
+                return lowered in {"true", "1", "yes"}
+            return bool(value)
+        if kind == "int":
+            as_float = float(value)
+            if as_float != int(as_float):
+                raise ValueError(value)
+            return int(as_float)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a valid {kind}") from None

@@ -8,7 +8,7 @@ MLproject agrees), so a default changed here changes everywhere.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +233,8 @@ class TransferConfig:
             raise ConfigError("init='scratch' takes no pretrain_run_id/pretrain_model; use init='pretrained'")
         if self.patience < 0:
             raise ConfigError(f"patience={self.patience} must be >= 0 (0 = no early stopping)")
-        if self.model is None:
-            object.__setattr__(self, "model", BACKBONE_DEFAULTS[self.backbone])
+        # model=None: inherit the pretrained encoder's sizes (init='pretrained') or
+        # take the backbone's defaults (init='scratch'); resolved by the step.
 
 
 DEFAULT_ENSEMBLE_MEMBERS: tuple[str, ...] = ("mlp", "cnn", "lstm")
@@ -279,7 +279,10 @@ def flatten_config(config: Any) -> dict[str, Any]:
     Field names are unique across the nested configs, so no prefixes are needed
     and the flat names are exactly the MLproject/CLI parameter names.
     """
-    return _flatten(asdict(config))
+    flat = _flatten(asdict(config))
+    if "model" in flat and flat.pop("model") is None:
+        flat.update({g.name: UNSET for g in fields(BackboneConfig)})
+    return flat
 
 
 def _flatten(values: dict[str, Any]) -> dict[str, Any]:
@@ -326,6 +329,8 @@ def config_from_params(config_cls: type, params: dict[str, Any]) -> Any:
             top[f.name] = _NESTED[f.name](**{k: _coerce(_NESTED[f.name], k, v) for k, v in sub.items()})
         elif f.name == "model":
             sizes = {g.name: params.get(g.name) for g in fields(BackboneConfig)}
+            if all(v is None or _is_unset(v) for v in sizes.values()):
+                continue  # the step's own default (backbone defaults, or inherited from upstream)
             backbone = params.get("backbone", _default(config_cls, "backbone"))
             top["model"] = backbone_config(
                 str(backbone), **{k: _coerce(BackboneConfig, k, v) for k, v in sizes.items() if v is not None}
@@ -333,6 +338,13 @@ def config_from_params(config_cls: type, params: dict[str, Any]) -> Any:
         elif f.name in params:
             top[f.name] = _coerce(config_cls, f.name, params[f.name])
     return config_cls(**top)
+
+
+def _is_unset(value: Any) -> bool:
+    try:
+        return float(value) == UNSET
+    except (TypeError, ValueError):
+        return False
 
 
 def _default(config_cls: type, name: str) -> Any:
@@ -369,3 +381,68 @@ def _coerce(config_cls: type, name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}={value!r} is not a valid {kind}") from None
+
+
+PARAMETER_HELP: dict[str, str] = {
+    "dataset": "mit (5 AAMI classes) or ptb (normal vs MI)",
+    "source": "physionet (build beats from WFDB records) or kaggle (import the Kaggle CSVs)",
+    "split": "intra: stratified random beat split (the paper); inter: de Chazal DS1/DS2 (MIT only)",
+    "data_dir": "folder with mitdb/, ptbdb/ or kaggle/ (default: $ECG_DATA_DIR, then ./data)",
+    "cache_dir": "built-dataset cache (default: $ECG_CACHE_DIR, then ~/.cache/ecg-mlflow)",
+    "test_fraction": "share of beats held out as the test split (intra split)",
+    "val_fraction": "share of the training part carved out for validation / model selection",
+    "split_seed": "seed of the train/val/test split",
+    "max_beats": "cap on training beats for quick runs (0 = all)",
+    "backbone": "mlp | cnn | lstm | resnet",
+    "epochs": "training epochs",
+    "batch_size": "mini-batch size",
+    "learning_rate": "Adam learning rate",
+    "seed": "seed of weights, transforms and shuffling: the same seed repeats the run",
+    "rep_val_fraction": "share of the representation set's beats used for validation (the paper's 4:1)",
+    "noise_std": "Gaussian noise standard deviation (beats are in [0, 1])",
+    "shuffle_segments": "number of segments the shuffle transform cuts a beat into",
+    "stretch_factor": "time stretch factor",
+    "squeeze_factor": "time squeeze factor",
+    "scale_factor": "amplitude scale factor",
+    "head_weights": "8 comma-separated loss weights, one per transform head",
+    "units": "MLP width / CNN, ResNet filters / LSTM units (-1: backbone default or inherited)",
+    "depth": "MLP layers / CNN blocks / ResNet blocks / LSTM layers (-1: default or inherited)",
+    "dense_units": "hidden Dense width after the feature extractor (-1: default or inherited)",
+    "dropout": "dropout rate (-1: default or inherited)",
+    "kernel_size": "Conv1D kernel size (-1: default or inherited)",
+    "pretrain_run_id": "pretrain run to transfer from (default: the registry alias)",
+    "pretrain_model": "models:/ URI of a pretrained model (default: models:/ecg-ssl-<backbone>@current)",
+    "init": "pretrained (transfer) or scratch (the supervised baseline)",
+    "freeze": "true: keep the encoder fixed; false: fine-tune it (the paper)",
+    "label_fraction": "stratified fraction of the training labels to use (label efficiency)",
+    "patience": "early-stopping patience on validation macro-F1 (0 = train all epochs)",
+    "members": "comma-separated member backbones of the ensemble",
+    "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
+}
+
+
+def parameter_defaults(config_cls: type) -> dict[str, tuple[str, Any]]:
+    """{flat name: (kind, default)} with kind in int/float/str/bool; what the CLI and MLproject expose.
+
+    Backbone size parameters default to UNSET (-1): the backbone's own default, or
+    the pretrained encoder's sizes in a transfer step.
+    """
+    out: dict[str, tuple[str, Any]] = {}
+    for f in fields(config_cls):
+        if f.name in _NESTED:
+            nested = _NESTED[f.name]()
+            for g in fields(nested):
+                out[g.name] = _kind_and_default(str(g.type), getattr(nested, g.name))
+        elif f.name == "model":
+            for g in fields(BackboneConfig):
+                out[g.name] = (str(g.type), UNSET)
+        else:
+            default = f.default if f.default_factory is MISSING else f.default_factory()  # type: ignore[misc]
+            out[f.name] = _kind_and_default(str(f.type), default)
+    return out
+
+
+def _kind_and_default(kind: str, default: Any) -> tuple[str, Any]:
+    if kind.startswith("tuple"):
+        return "str", ",".join(str(v) for v in default)
+    return kind, default

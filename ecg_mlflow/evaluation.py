@@ -1,0 +1,156 @@
+"""Test-split evaluation, identical for every step so one MLflow table compares them all.
+
+Metric names: test_accuracy, test_macro_f1, test_weighted_f1, test_roc_auc
+(one-vs-rest macro for more than two classes), and per class
+test_precision_<c>, test_recall_<c>, test_f1_<c>. Artifacts under evaluation/:
+confusion_matrix.png/.json, classification_report.txt/.json, curves.png.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+EVALUATION_DIR = "evaluation"
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    confusion: np.ndarray
+    report: dict
+    class_names: tuple[str, ...]
+    extras: dict = field(default_factory=dict)
+
+
+def macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
+    return float(f1_score(y_true, proba.argmax(axis=1), average="macro", labels=np.arange(proba.shape[1]), zero_division=0))
+
+
+def evaluate_predictions(
+    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str], prefix: str = "test_"
+) -> Evaluation:
+    """Metrics from integer labels and (n, n_classes) probabilities."""
+    labels = np.arange(len(class_names))
+    y_pred = proba.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    metrics = {
+        f"{prefix}accuracy": float(accuracy_score(y_true, y_pred)),
+        f"{prefix}macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
+        f"{prefix}weighted_f1": float(f1_score(y_true, y_pred, average="weighted", labels=labels, zero_division=0)),
+    }
+    for name, p, r, f in zip(class_names, precision, recall, f1, strict=True):
+        metrics[f"{prefix}precision_{name}"] = float(p)
+        metrics[f"{prefix}recall_{name}"] = float(r)
+        metrics[f"{prefix}f1_{name}"] = float(f)
+    auc = _roc_auc(y_true, proba, len(class_names))
+    if auc is not None:
+        metrics[f"{prefix}roc_auc"] = auc
+    report = classification_report(
+        y_true, y_pred, labels=labels, target_names=list(class_names), zero_division=0, output_dict=True
+    )
+    return Evaluation(
+        metrics=metrics,
+        confusion=confusion_matrix(y_true, y_pred, labels=labels),
+        report=report,
+        class_names=tuple(class_names),
+        extras={"support": support.tolist()},
+    )
+
+
+def _roc_auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float | None:
+    """ROC-AUC (binary) or one-vs-rest macro AUC over the classes present in y_true."""
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return None
+    if n_classes == 2:
+        return float(roc_auc_score(y_true, proba[:, 1]))
+    scores = [roc_auc_score(y_true == c, proba[:, c]) for c in present]
+    return float(np.mean(scores))
+
+
+def log_evaluation(evaluation: Evaluation, history: Mapping[str, Sequence[float]] | None = None) -> None:
+    """Log the metrics and the evaluation artifacts to the active run."""
+    mlflow.log_metrics(evaluation.metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plot_confusion(evaluation, folder / "confusion_matrix.png")
+        (folder / "confusion_matrix.json").write_text(
+            json.dumps({"labels": list(evaluation.class_names), "matrix": evaluation.confusion.tolist()}, indent=2)
+        )
+        (folder / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))
+        (folder / "classification_report.txt").write_text(format_report(evaluation))
+        if history:
+            plot_history(history, folder / "curves.png")
+        mlflow.log_artifacts(str(folder), EVALUATION_DIR)
+
+
+def format_report(evaluation: Evaluation) -> str:
+    lines = [f"{'class':>10} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}"]
+    for name in evaluation.class_names:
+        row = evaluation.report[name]
+        lines.append(
+            f"{name:>10} {row['precision']:>10.4f} {row['recall']:>10.4f} {row['f1-score']:>10.4f} {int(row['support']):>10d}"
+        )
+    lines.append("")
+    lines.extend(f"{key}: {value:.4f}" for key, value in sorted(evaluation.metrics.items()))
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(evaluation: Evaluation, path: Path) -> Path:
+    matrix = evaluation.confusion
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(evaluation.class_names) + 2, 1.2 * len(evaluation.class_names) + 1.5))
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(evaluation.class_names))
+    ax.set_xticks(ticks, evaluation.class_names)
+    ax.set_yticks(ticks, evaluation.class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in ticks:
+        for j in ticks:
+            colour = "white" if normalised[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{matrix[i, j]}\n{normalised[i, j]:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    ax.set_title("confusion matrix (test split; counts, row-normalised)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_history(history: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """Train/validation curves: one panel per metric that has a val_ twin."""
+    names = [k for k in history if not k.startswith("val_") and f"val_{k}" in history] or list(history)
+    names = names[:6]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        ax.plot(range(1, len(history[name]) + 1), history[name], marker="o", label="train")
+        if f"val_{name}" in history:
+            ax.plot(range(1, len(history[f"val_{name}"]) + 1), history[f"val_{name}"], marker="o", label="validation")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,68 @@
+"""The `ensemble` step: average the transfer classifiers' outputs, then train the whole again.
+
+Members come by run ID or, by default, from the registry aliases
+models:/ecg-<dataset>-<backbone>@current. Every member must be a FINISHED transfer
+run on the same dataset and the same split, so the ensemble's test split is one
+that no member trained or selected on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import mlflow
+
+from ecg_mlflow.config import EnsembleConfig, flatten_config
+from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.models.classifier import build_ensemble, compile_classifier
+from ecg_mlflow.steps.result import StepResult
+from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier
+from ecg_mlflow.steps.training import seed_everything
+from ecg_mlflow.tracking.datasets import log_dataset_input
+from ecg_mlflow.tracking.registry import CURRENT_ALIAS, alias_uri, classifier_model_name, ensemble_model_name
+from ecg_mlflow.tracking.runs import step_run
+from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
+
+STEP = "ensemble"
+MEMBER_PARAMS = ("dataset", "source", "split", "split_seed", "test_fraction", "val_fraction")
+
+
+def resolve_members(config: EnsembleConfig) -> list[UpstreamRun]:
+    """One checked transfer run per member backbone."""
+    members = []
+    for index, backbone in enumerate(config.members):
+        expect = {"backbone": backbone} | {name: str(getattr(config.data, name)) for name in MEMBER_PARAMS}
+        run_id = config.run_ids[index] if config.run_ids else ""
+        model_uri = "" if run_id else alias_uri(classifier_model_name(config.data.dataset, backbone), CURRENT_ALIAS)
+        members.append(resolve_upstream_run(step="transfer", run_id=run_id, model_uri=model_uri, expect_params=expect))
+    return members
+
+
+def run_ensemble(
+    config: EnsembleConfig,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    register: bool = True,
+    verbose: int = 2,
+) -> StepResult:
+    params = flatten_config(config)
+    with step_run(STEP, params, run_name=f"ensemble-{config.data.dataset}-{'+'.join(config.members)}") as run:
+        run_id = run.info.run_id
+        members = resolve_members(config)
+        for backbone, member in zip(config.members, members, strict=True):
+            mlflow.set_tag(f"ecg_mlflow.member.{backbone}", member.run_id)
+        mlflow.log_param("member_run_ids", ",".join(m.run_id for m in members))
+        seed_everything(config.seed)
+        dataset = load_dataset(config.data, progress=verbose > 0)
+        log_dataset_input(dataset, context="train")
+        n_classes = len(dataset.class_names)
+        models = [mlflow.keras.load_model(member.model_uri) for member in members]
+        model = compile_classifier(build_ensemble(models, n_classes), n_classes, config.learning_rate)
+
+        settings = FitSettings(config.epochs, config.batch_size, config.patience)
+        history = fit_classifier(model, dataset.x_train, dataset.y_train, dataset, settings, callbacks, verbose)
+        metrics = evaluate_and_log(model, dataset, history)
+        name = ensemble_model_name(config.data.dataset)
+        model_uri, version = log_classifier(model, dataset, name, CURRENT_ALIAS, register, run_id)
+        return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)

@@ -1,0 +1,132 @@
+"""The `pretrain` step: learn ECG features by recognising which of 8 transforms was applied.
+
+The representation set comes from the MIT training split only (never val/test):
+every beat in all 8 versions, its labels dropped, split 4:1 by beat (all 8 versions
+of a beat on the same side). The training side's random transforms are drawn
+afresh every epoch; the validation side is drawn once, seeded, so epochs compare.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.models import infer_signature
+
+from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig, flatten_config
+from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.models.backbones import as_model_input, build_encoder
+from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
+from ecg_mlflow.steps.result import StepResult
+from ecg_mlflow.steps.training import MlflowEpochLogger, seed_everything
+from ecg_mlflow.tracking.datasets import log_dataset_input
+from ecg_mlflow.tracking.encoder import encoder_params, log_encoder, weights_digest
+from ecg_mlflow.tracking.registry import CURRENT_ALIAS, register_with_alias, ssl_model_name
+from ecg_mlflow.tracking.runs import log_new_params, step_run
+from ecg_mlflow.tracking.upstream import MODEL_URI_TAG
+from ecg_mlflow.transforms import build_representation_set, plot_transforms
+
+log = logging.getLogger(__name__)
+
+STEP = "pretrain"
+FIGURE_PATH = "figures/transforms.png"
+
+
+class RepresentationBatches(keras.utils.PyDataset):
+    """Batches of the 8x representation set, re-transformed with fresh randomness every epoch."""
+
+    def __init__(self, beats: np.ndarray, transforms: TransformConfig, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.beats, self.transforms, self.batch_size, self.seed = beats, transforms, batch_size, seed
+        self.epoch = 0
+        self._draw()
+
+    def _draw(self) -> None:
+        rng = np.random.default_rng([self.seed, 0, self.epoch])
+        self.x, self.y = build_representation_set(self.beats, self.transforms, rng)
+        self.order = rng.permutation(len(self.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        return as_model_input(self.x[rows]), ssl_targets(self.y[rows])
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._draw()
+
+
+def split_beats(beats: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split beats (not their 8 versions) so no beat appears on both sides."""
+    order = np.random.default_rng(seed).permutation(len(beats))
+    n_val = max(1, round(len(beats) * val_fraction))
+    return beats[np.sort(order[n_val:])], beats[np.sort(order[:n_val])]
+
+
+def _rename_epoch_logs(logs: dict[str, float]) -> dict[str, float]:
+    return {key: values[0] for key, values in rename_ssl_history({k: [v] for k, v in logs.items()}).items()}
+
+
+def run_pretrain(
+    config: PretrainConfig,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    register: bool = True,
+    verbose: int = 2,
+) -> StepResult:
+    params = flatten_config(config)
+    with step_run(STEP, params, run_name=f"pretrain-{config.backbone}") as run:
+        run_id = run.info.run_id
+        seed_everything(config.seed)
+        dataset = load_dataset(config.data, progress=verbose > 0)
+        log_dataset_input(dataset, context="train")
+        train_beats, val_beats = split_beats(dataset.x_train, config.rep_val_fraction, config.seed)
+        log_new_params({"rep_train_beats": len(train_beats), "rep_val_beats": len(val_beats)})
+        log_new_params(encoder_params(config.model))
+
+        train_batches = RepresentationBatches(train_beats, config.transforms, config.batch_size, config.seed)
+        x_val, y_val = build_representation_set(val_beats, config.transforms, np.random.default_rng([config.seed, 1]))
+        encoder = build_encoder(config.backbone, config.model)
+        model = build_ssl_model(encoder)
+        compile_ssl_model(model, config.learning_rate, config.head_weights)
+
+        history = model.fit(
+            train_batches,
+            validation_data=(as_model_input(x_val), ssl_targets(y_val)),
+            epochs=config.epochs,
+            callbacks=[MlflowEpochLogger(_rename_epoch_logs), *callbacks],
+            verbose=verbose,
+        )
+        final = {k: float(v[-1]) for k, v in rename_ssl_history(history.history).items()}
+        val_accs = [final[f"val_acc_{name}"] for name in TRANSFORM_NAMES if f"val_acc_{name}" in final]
+        if val_accs:
+            final["val_mean_task_accuracy"] = float(np.mean(val_accs))
+            mlflow.log_metric("val_mean_task_accuracy", final["val_mean_task_accuracy"])
+
+        with tempfile.TemporaryDirectory() as tmp:
+            figure = plot_transforms(val_beats[0], config.transforms, Path(tmp) / "transforms.png", seed=config.seed)
+            mlflow.log_artifact(str(figure), "figures")
+        log_encoder(encoder, config.backbone, config.model)
+        mlflow.set_tag("ecg_mlflow.encoder_digest", weights_digest(encoder))
+
+        sample = as_model_input(x_val[:8])
+        outputs = model.predict(sample, verbose=0)
+        signature = infer_signature(sample, {k: np.asarray(v) for k, v in zip(TRANSFORM_NAMES, outputs, strict=True)})
+        info = mlflow.keras.log_model(model, name="model", signature=signature)
+        mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+        version = ""
+        if register:
+            registered = register_with_alias(
+                info.model_uri, ssl_model_name(config.backbone), CURRENT_ALIAS, tags={"run_id": run_id}
+            )
+            version = str(registered.version)
+            mlflow.set_tag("ecg_mlflow.registered", f"{ssl_model_name(config.backbone)}/{version}")
+        return StepResult(run_id=run_id, metrics=final, model_uri=info.model_uri, registered_version=version)

@@ -1,0 +1,135 @@
+"""The `transfer` step: a supervised classifier from pretrained encoder weights, or from scratch.
+
+init=pretrained takes the encoder of a pretrain run (by run ID, a models:/ URI, or
+by default models:/ecg-ssl-<backbone>@current) and fine-tunes it (freeze=False, the
+paper) or keeps it fixed (freeze=True). init=scratch is the paper's Table 1 baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+
+from ecg_mlflow.config import BACKBONE_DEFAULTS, BackboneConfig, PretrainConfig, TransferConfig, flatten_config
+from ecg_mlflow.data.dataset import BeatDataset, load_dataset
+from ecg_mlflow.data.splits import stratified_subset
+from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
+from ecg_mlflow.models.classifier import build_classifier, compile_classifier
+from ecg_mlflow.steps.result import StepResult
+from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier
+from ecg_mlflow.steps.training import seed_everything
+from ecg_mlflow.tracking.datasets import log_dataset_input
+from ecg_mlflow.tracking.encoder import download_encoder, encoder_params, weights_digest
+from ecg_mlflow.tracking.registry import CURRENT_ALIAS, SCRATCH_ALIAS, alias_uri, classifier_model_name, ssl_model_name
+from ecg_mlflow.tracking.runs import log_new_params, step_run
+from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_upstream_run, run_id_from_model_uri
+
+log = logging.getLogger(__name__)
+
+STEP = "transfer"
+UPSTREAM_RUN_TAG = "ecg_mlflow.upstream_run_id"
+UPSTREAM_URI_TAG = "ecg_mlflow.upstream_model_uri"
+SPLIT_PARAMS = ("source", "split", "split_seed", "test_fraction")
+
+
+def resolve_pretrain_run(config: TransferConfig) -> UpstreamRun:
+    """The pretrain run to transfer from, checked: FINISHED, a pretrain run, same backbone.
+
+    For MIT the pretraining must have used the same split, so it never saw this test split.
+    With no run ID or URI given and nothing registered yet, a default pretraining runs first.
+    """
+    expect = {"backbone": config.backbone}
+    if config.data.dataset == "mit":
+        expect |= {name: str(getattr(config.data, name)) for name in SPLIT_PARAMS}
+    model_uri = config.pretrain_model
+    if not config.pretrain_run_id and not model_uri:
+        model_uri = alias_uri(ssl_model_name(config.backbone), CURRENT_ALIAS)
+        try:
+            run_id_from_model_uri(model_uri)
+        except UpstreamError:
+            log.warning("%s is not registered yet: pretraining one first with default parameters", model_uri)
+            from ecg_mlflow.steps.pretrain import run_pretrain
+
+            pretrain_data = replace(config.data, dataset="mit", split="intra" if config.data.dataset == "ptb" else config.data.split)
+            result = run_pretrain(PretrainConfig(backbone=config.backbone, seed=config.seed, data=pretrain_data))
+            return resolve_upstream_run(step="pretrain", run_id=result.run_id, expect_params=expect)
+    return resolve_upstream_run(step="pretrain", run_id=config.pretrain_run_id, model_uri=model_uri, expect_params=expect)
+
+
+def build_transfer_encoder(config: TransferConfig, upstream: UpstreamRun | None) -> tuple[keras.Model, BackboneConfig]:
+    """The encoder the classifier starts from: the upstream weights, or fresh ones for init=scratch."""
+    if upstream is None:
+        model_config = config.model or BACKBONE_DEFAULTS[config.backbone]
+        return build_encoder(config.backbone, model_config), model_config
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, weights = download_encoder(upstream.run_id, Path(tmp))
+        if spec["backbone"] != config.backbone:
+            raise UpstreamError(
+                f"run {upstream.run_id} holds a {spec['backbone']} encoder, not {config.backbone}; "
+                f"pass a pretrain run with backbone={config.backbone}"
+            )
+        source_config = BackboneConfig(**spec["model"])
+        source = build_encoder(config.backbone, source_config)
+        source.load_weights(weights)
+    model_config = config.model or source_config
+    encoder = build_encoder(config.backbone, model_config)
+    try:
+        transfer_encoder_weights(source, encoder)
+    except ValueError as error:
+        raise UpstreamError(
+            f"the encoder of run {upstream.run_id} does not fit backbone {config.backbone} with {model_config}: {error}. "
+            "Leave the size parameters unset to inherit the pretrained sizes."
+        ) from None
+    return encoder, model_config
+
+
+def label_subset(dataset: BeatDataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified fraction of the training labels (label-efficiency curves)."""
+    if fraction >= 1.0:
+        return dataset.x_train, dataset.y_train
+    rows = stratified_subset(dataset.y_train, fraction, seed)
+    return dataset.x_train[rows], dataset.y_train[rows]
+
+
+def run_transfer(
+    config: TransferConfig,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    register: bool = True,
+    verbose: int = 2,
+) -> StepResult:
+    params = flatten_config(config)
+    run_name = f"transfer-{config.data.dataset}-{config.backbone}-{config.init}"
+    with step_run(STEP, params, run_name=run_name) as run:
+        run_id = run.info.run_id
+        upstream = resolve_pretrain_run(config) if config.init == "pretrained" else None
+        if upstream is not None:
+            mlflow.set_tags({UPSTREAM_RUN_TAG: upstream.run_id, UPSTREAM_URI_TAG: upstream.model_uri})
+            mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
+        seed_everything(config.seed)
+        dataset = load_dataset(config.data, progress=verbose > 0)
+        log_dataset_input(dataset, context="train")
+        x_train, y_train = label_subset(dataset, config.label_fraction, config.seed)
+        mlflow.log_param("train_beats", len(x_train))
+
+        encoder, model_config = build_transfer_encoder(config, upstream)
+        log_new_params(encoder_params(model_config))
+        mlflow.set_tag("ecg_mlflow.init_encoder_digest", weights_digest(encoder))
+        n_classes = len(dataset.class_names)
+        model = compile_classifier(build_classifier(encoder, n_classes, freeze=config.freeze), n_classes, config.learning_rate)
+
+        settings = FitSettings(config.epochs, config.batch_size, config.patience)
+        history = fit_classifier(model, x_train, y_train, dataset, settings, callbacks, verbose)
+        metrics = evaluate_and_log(model, dataset, history)
+        alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
+        name = classifier_model_name(config.data.dataset, config.backbone)
+        model_uri, version = log_classifier(model, dataset, name, alias, register, run_id)
+        return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)
+

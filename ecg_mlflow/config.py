@@ -446,3 +446,57 @@ def _kind_and_default(kind: str, default: Any) -> tuple[str, Any]:
     if kind.startswith("tuple"):
         return "str", ",".join(str(v) for v in default)
     return kind, default
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of the study the `main` chain runs."""
+
+    pretrain_epochs: int
+    transfer_epochs: int
+    ensemble_epochs: int
+    batch_size: int
+    max_beats: int
+    patience: int
+
+
+PROFILES: dict[str, Profile] = {
+    # A demo on 2 CPU cores in minutes: a few thousand beats, a few epochs.
+    "quick": Profile(pretrain_epochs=1, transfer_epochs=3, ensemble_epochs=2, batch_size=64, max_beats=3000, patience=0),
+    # The paper's protocol: 5 pretrain epochs, 20 transfer epochs, 20 ensemble epochs, batch 64, all beats.
+    "paper": Profile(pretrain_epochs=5, transfer_epochs=20, ensemble_epochs=20, batch_size=64, max_beats=0, patience=5),
+}
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """The whole study for one dataset: pretrain -> transfer (+ scratch baselines) -> ensemble."""
+
+    dataset: str = "mit"
+    profile: str = "quick"
+    backbones: tuple[str, ...] = DEFAULT_ENSEMBLE_MEMBERS
+    split: str = "intra"
+    seed: int = 0
+    data_dir: str = ""
+    cache_dir: str = ""
+    max_beats: int = UNSET
+
+    def __post_init__(self) -> None:
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("profile", self.profile, tuple(PROFILES))
+        _check_choice("split", self.split, SPLITS)
+        for backbone in self.backbones:
+            _check_choice("backbones", backbone, BACKBONES)
+
+    @property
+    def settings(self) -> Profile:
+        profile = PROFILES[self.profile]
+        return profile if self.max_beats == UNSET else replace(profile, max_beats=self.max_beats)
+
+
+PARAMETER_HELP.update(
+    {
+        "profile": "quick (minutes on 2 cores) or paper (5/20/20 epochs, batch 64, all beats)",
+        "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
+    }
+)

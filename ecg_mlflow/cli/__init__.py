@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ecg_mlflow.cli import steps
 from ecg_mlflow.cli.data import app as data_app
 
 app = typer.Typer(
@@ -13,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_app, name="data")
+steps.register(app)
 
 
 def main() -> None:

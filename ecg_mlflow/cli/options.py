@@ -1,0 +1,50 @@
+"""Typer commands generated from the step configs, so CLI options never drift from the defaults.
+
+Every flat parameter of a config (config.parameter_defaults) becomes `--name`, with
+the same default and help text the MLproject file shows. Booleans take a value
+(`--freeze true`) so MLproject can pass them through unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from ecg_mlflow.config import PARAMETER_HELP, ConfigError, config_from_params, parameter_defaults
+
+_PY_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": str}
+
+
+def config_command(
+    config_cls: type, run: Callable[[Any], None], doc: str, fixed: dict[str, Any] | None = None
+) -> Callable[..., None]:
+    """A function typer can register whose options are the config's parameters (less the `fixed` ones)."""
+    fixed = fixed or {}
+    parameters = []
+    for name, (kind, default) in exposed_parameters(config_cls, fixed).items():
+        value = str(default).lower() if kind == "bool" else default
+        option = typer.Option(value, f"--{name.replace('_', '-')}", help=PARAMETER_HELP.get(name, ""))
+        parameters.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=_PY_TYPES[kind])
+        )
+
+    def command(**kwargs: Any) -> None:
+        try:
+            config = config_from_params(config_cls, {**kwargs, **fixed})
+        except ConfigError as error:
+            typer.secho(f"error: {error}", err=True, fg="red")
+            raise typer.Exit(code=2) from None
+        run(config)
+
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__doc__ = doc
+    return command
+
+
+def exposed_parameters(config_cls: type, fixed: dict[str, Any] | None = None) -> dict[str, tuple[str, Any]]:
+    """The parameters a command or entry point shows: all of the config's, less the fixed ones."""
+    return {k: v for k, v in parameter_defaults(config_cls).items() if k not in (fixed or {})}

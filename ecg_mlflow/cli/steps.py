@@ -1,0 +1,116 @@
+"""`ecg-mlflow pretrain | transfer | baseline | ensemble | run-all`: thin wrappers over ecg_mlflow.steps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from ecg_mlflow.cli.options import config_command
+from ecg_mlflow.config import ChainConfig, EnsembleConfig, PretrainConfig, TransferConfig
+from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.steps.result import StepResult
+from ecg_mlflow.tracking.upstream import UpstreamError
+
+USER_ERRORS = (DataError, UpstreamError, FileNotFoundError, ValueError)
+
+
+def report(step: Callable[[Any], StepResult]) -> Callable[[Any], None]:
+    """Run a step; print its run ID and headline metrics, or a one-line error and exit 1."""
+
+    def run(config: Any) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            result = step(config)
+        except USER_ERRORS as error:
+            typer.secho(f"error: {error}", err=True, fg="red")
+            raise typer.Exit(code=1) from None
+        typer.echo(f"run_id: {result.run_id}")
+        if result.model_uri:
+            typer.echo(f"model_uri: {result.model_uri}")
+        if result.registered_version:
+            typer.echo(f"registered_version: {result.registered_version}")
+        for key in sorted(result.metrics):
+            if key.startswith(("test_accuracy", "test_macro_f1", "best_val", "val_mean", "val_acc_")):
+                typer.echo(f"{key}: {result.metrics[key]:.4f}")
+
+    return run
+
+
+def _pretrain(config: PretrainConfig) -> StepResult:
+    from ecg_mlflow.steps.pretrain import run_pretrain
+
+    return run_pretrain(config)
+
+
+def _transfer(config: TransferConfig) -> StepResult:
+    from ecg_mlflow.steps.transfer import run_transfer
+
+    return run_transfer(config)
+
+
+def _ensemble(config: EnsembleConfig) -> StepResult:
+    from ecg_mlflow.steps.ensemble import run_ensemble
+
+    return run_ensemble(config)
+
+
+PRETRAIN_FIXED = {"dataset": "mit"}
+pretrain = config_command(
+    PretrainConfig,
+    report(_pretrain),
+    "Self-supervised pretraining on the 8 transforms of MIT-BIH training beats; registers ecg-ssl-<backbone>.",
+    fixed=PRETRAIN_FIXED,
+)
+transfer = config_command(
+    TransferConfig,
+    report(_transfer),
+    "Supervised classifier from pretrained encoder weights (init=pretrained) or from scratch (init=scratch).",
+)
+ensemble = config_command(
+    EnsembleConfig,
+    report(_ensemble),
+    "Average the transfer classifiers' outputs and train the ensemble again; registers ecg-<dataset>-ensemble.",
+)
+
+
+
+
+def _run_all(config: ChainConfig) -> None:
+    from ecg_mlflow.steps.main import run_chain
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = run_chain(config)
+    except (*USER_ERRORS, RuntimeError) as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(code=1) from None
+    typer.echo(result.table)
+
+
+run_all = config_command(
+    ChainConfig,
+    _run_all,
+    "The whole study for a dataset: pretrain -> transfer (+ scratch baselines) -> ensemble, reusing finished runs.",
+)
+
+
+
+
+BASELINE_FIXED = {"init": "scratch", "pretrain_run_id": "", "pretrain_model": ""}
+baseline = config_command(
+    TransferConfig,
+    report(_transfer),
+    "The supervised baseline (the paper's Table 1): `transfer` with init=scratch.",
+    fixed=BASELINE_FIXED,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pretrain")(pretrain)
+    app.command("transfer")(transfer)
+    app.command("baseline")(baseline)
+    app.command("ensemble")(ensemble)
+    app.command("run-all")(run_all)

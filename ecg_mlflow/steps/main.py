@@ -1,0 +1,202 @@
+"""The `main` chain: the whole study for one dataset in one command.
+
+pretrain (per backbone) -> transfer (per backbone, from that pretrain run) and the
+scratch baselines -> ensemble of the transfer runs. Each child is an `mlflow run`
+of this project's own entry point in the current environment (env_manager=local),
+and a FINISHED run with the same entry point, parameters and git commit is reused
+instead of run again, as in MLflow's multistep workflow example.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run, RunStatus
+from mlflow.tracking import MlflowClient
+from mlflow.utils.git_utils import get_git_commit
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
+
+from ecg_mlflow.config import ChainConfig, flatten_config
+from ecg_mlflow.tracking.runs import step_run
+
+log = logging.getLogger(__name__)
+
+STEP = "main"
+# The paper's Tables 1 (supervised from scratch) and 2 (with representation learning), test accuracy.
+PAPER_ACCURACY: dict[str, dict[str, dict[str, float]]] = {
+    "mit": {
+        "scratch": {"mlp": 0.9038, "cnn": 0.9228, "lstm": 0.8725},
+        "pretrained": {"mlp": 0.8718, "cnn": 0.9269, "lstm": 0.9216, "ensemble": 0.9301},
+    },
+    "ptb": {
+        "scratch": {"mlp": 0.9168, "cnn": 0.9746, "lstm": 0.8385},
+        "pretrained": {"mlp": 0.8914, "cnn": 0.9801, "lstm": 0.9704, "ensemble": 0.9849},
+    },
+}
+
+
+@dataclass
+class ChainResult:
+    run_ids: dict[str, str] = field(default_factory=dict)
+    reused: dict[str, bool] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    table: str = ""
+
+
+def project_root() -> Path:
+    """The folder holding MLproject: the checkout this package was installed from, else the cwd."""
+    candidate = Path(__file__).resolve().parents[2]
+    return candidate if (candidate / "MLproject").exists() else Path.cwd()
+
+
+def find_finished_run(
+    experiment_id: str, entry_point: str, parameters: Mapping[str, Any], git_commit: str | None
+) -> Run | None:
+    """A FINISHED run of `entry_point` with exactly these parameters on this code version."""
+    client = MlflowClient()
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{MLFLOW_PROJECT_ENTRY_POINT}` = '{entry_point}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+    for run in runs:
+        if git_commit and run.data.tags.get(MLFLOW_GIT_COMMIT) != git_commit:
+            continue
+        if all(run.data.params.get(key) == str(value) for key, value in parameters.items()):
+            return run
+    return None
+
+
+def run_entry_point(
+    entry_point: str, parameters: Mapping[str, Any], *, experiment_id: str, parent_run_id: str, reuse: bool = True
+) -> tuple[Run, bool]:
+    """Run (or reuse) one child step; returns (the FINISHED run, whether it was reused)."""
+    root = project_root()
+    params = {key: str(value) for key, value in parameters.items()}
+    git_commit = get_git_commit(str(root))
+    if reuse:
+        found = find_finished_run(experiment_id, entry_point, params, git_commit)
+        if found is not None:
+            log.info("reusing FINISHED %s run %s", entry_point, found.info.run_id)
+            return found, True
+    log.info("running %s %s", entry_point, params)
+    submitted = mlflow.projects.run(
+        str(root),
+        entry_point=entry_point,
+        parameters=params,
+        experiment_id=experiment_id,
+        env_manager="local",
+        synchronous=False,
+    )
+    MlflowClient().set_tag(submitted.run_id, MLFLOW_PARENT_RUN_ID, parent_run_id)
+    succeeded = submitted.wait()
+    run = MlflowClient().get_run(submitted.run_id)
+    if not succeeded or run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+        error = run.data.tags.get("ecg_mlflow.error", "see the run's logs")
+        raise RuntimeError(f"{entry_point} run {submitted.run_id} ended {run.info.status}: {error}")
+    return run, False
+
+
+def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
+    """The parameters of each kind of child, from the chain config and its profile."""
+    profile = config.settings
+    data = {"data_dir": config.data_dir, "cache_dir": config.cache_dir, "max_beats": profile.max_beats}
+    supervised = {
+        "dataset": config.dataset,
+        "split": config.split if config.dataset == "mit" else "intra",
+        "batch_size": profile.batch_size,
+        "patience": profile.patience,
+        "seed": config.seed,
+        **data,
+    }
+    return {
+        # Pretraining always reads MIT; on MIT it must use the same split so it never sees the test beats.
+        "pretrain": {
+            "epochs": profile.pretrain_epochs,
+            "batch_size": profile.batch_size,
+            "seed": config.seed,
+            "split": supervised["split"] if config.dataset == "mit" else "intra",
+            **data,
+        },
+        "transfer": {"epochs": profile.transfer_epochs, **supervised},
+        "ensemble": {"epochs": profile.ensemble_epochs, **supervised},
+    }
+
+
+def run_chain(config: ChainConfig, *, reuse: bool = True) -> ChainResult:
+    params = chain_parameters(config)
+    result = ChainResult()
+    with step_run(STEP, flatten_config(config), run_name=f"main-{config.dataset}-{config.profile}") as parent:
+        experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
+
+        def child(key: str, entry_point: str, extra: dict[str, Any]) -> Run:
+            run, reused = run_entry_point(
+                entry_point, extra, experiment_id=experiment_id, parent_run_id=parent_id, reuse=reuse
+            )
+            result.run_ids[key], result.reused[key] = run.info.run_id, reused
+            result.metrics[key] = dict(run.data.metrics)
+            return run
+
+        transfer_ids = []
+        for backbone in config.backbones:
+            pretrain = child(f"pretrain/{backbone}", "pretrain", {"backbone": backbone, **params["pretrain"]})
+            transfer = child(
+                f"pretrained/{backbone}",
+                "transfer",
+                {"backbone": backbone, "pretrain_run_id": pretrain.info.run_id, **params["transfer"]},
+            )
+            transfer_ids.append(transfer.info.run_id)
+            child(f"scratch/{backbone}", "baseline", {"backbone": backbone, **params["transfer"]})
+        child(
+            "pretrained/ensemble",
+            "ensemble",
+            {"members": ",".join(config.backbones), "run_ids": ",".join(transfer_ids), **params["ensemble"]},
+        )
+        mlflow.set_tags({f"ecg_mlflow.child.{key}": run_id for key, run_id in result.run_ids.items()})
+        result.table = results_table(config, result)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "results.md").write_text(result.table)
+            (folder / "results.json").write_text(
+                json.dumps({"run_ids": result.run_ids, "reused": result.reused, "metrics": result.metrics}, indent=2)
+            )
+            mlflow.log_artifacts(str(folder), "results")
+        for key, metrics in result.metrics.items():
+            for name in ("test_accuracy", "test_macro_f1"):
+                if name in metrics:
+                    mlflow.log_metric(f"{key.replace('/', '_')}_{name}", metrics[name])
+    return result
+
+
+def results_table(config: ChainConfig, result: ChainResult) -> str:
+    """Tables 1 and 2 of the paper in one: ours (accuracy, macro-F1) beside the paper's accuracy."""
+    paper = PAPER_ACCURACY[config.dataset]
+    lines = [
+        f"## {config.dataset.upper()} ({config.split} split, profile={config.profile})",
+        "",
+        "| model | init | test accuracy | test macro-F1 | paper accuracy | run |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for backbone in (*config.backbones, "ensemble"):
+        for init in ("scratch", "pretrained"):
+            key = f"{init}/{backbone}"
+            if key not in result.metrics:
+                continue
+            metrics = result.metrics[key]
+            paper_value = paper[init].get(backbone)
+            lines.append(
+                f"| {backbone} | {init} | {_pct(metrics.get('test_accuracy'))} | {_pct(metrics.get('test_macro_f1'))} "
+                f"| {_pct(paper_value)} | {result.run_ids[key][:8]} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}%"

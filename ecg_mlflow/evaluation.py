@@ -17,10 +17,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+from sklearn.metrics import (
     accuracy_score,
     classification_report,
     confusion_matrix,
@@ -42,7 +42,9 @@ class Evaluation:
 
 
 def macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
-    return float(f1_score(y_true, proba.argmax(axis=1), average="macro", labels=np.arange(proba.shape[1]), zero_division=0))
+    return float(
+        f1_score(y_true, proba.argmax(axis=1), average="macro", labels=np.arange(proba.shape[1]), zero_division=0)
+    )
 
 
 def evaluate_predictions(
@@ -51,9 +53,7 @@ def evaluate_predictions(
     """Metrics from integer labels and (n, n_classes) probabilities."""
     labels = np.arange(len(class_names))
     y_pred = proba.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     metrics = {
         f"{prefix}accuracy": float(accuracy_score(y_true, y_pred)),
         f"{prefix}macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
@@ -109,9 +109,8 @@ def format_report(evaluation: Evaluation) -> str:
     lines = [f"{'class':>10} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}"]
     for name in evaluation.class_names:
         row = evaluation.report[name]
-        lines.append(
-            f"{name:>10} {row['precision']:>10.4f} {row['recall']:>10.4f} {row['f1-score']:>10.4f} {int(row['support']):>10d}"
-        )
+        scores = f"{row['precision']:>10.4f} {row['recall']:>10.4f} {row['f1-score']:>10.4f}"
+        lines.append(f"{name:>10} {scores} {int(row['support']):>10d}")
     lines.append("")
     lines.extend(f"{key}: {value:.4f}" for key, value in sorted(evaluation.metrics.items()))
     return "\n".join(lines) + "\n"

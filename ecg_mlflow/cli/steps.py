@@ -76,8 +76,6 @@ ensemble = config_command(
 )
 
 
-
-
 def _run_all(config: ChainConfig) -> None:
     from ecg_mlflow.steps.main import run_chain
 
@@ -95,8 +93,6 @@ run_all = config_command(
     _run_all,
     "The whole study for a dataset: pretrain -> transfer (+ scratch baselines) -> ensemble, reusing finished runs.",
 )
-
-
 
 
 BASELINE_FIXED = {"init": "scratch", "pretrain_run_id": "", "pretrain_model": ""}

@@ -77,7 +77,9 @@ def evaluate_and_log(model: keras.Model, dataset: BeatDataset, history: dict[str
     if val_curve:
         best = int(np.argmax(val_curve))
         summary = {"best_val_macro_f1": float(val_curve[best]), "best_epoch": float(best + 1)}
-    val_eval = evaluate_predictions(dataset.y_val, predict_proba(model, dataset.x_val, n_classes), dataset.class_names, "val_")
+    val_eval = evaluate_predictions(
+        dataset.y_val, predict_proba(model, dataset.x_val, n_classes), dataset.class_names, "val_"
+    )
     summary["val_accuracy_selected"] = val_eval.metrics["val_accuracy"]
     summary["val_macro_f1_selected"] = val_eval.metrics["val_macro_f1"]
     mlflow.log_metrics(summary)

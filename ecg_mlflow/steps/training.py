@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,10 +23,9 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
     import tensorflow as tf
 
-    try:
+    # Older TF or determinism already enabled: the seeds above still hold.
+    with contextlib.suppress(Exception):
         tf.config.experimental.enable_op_determinism()
-    except Exception:  # noqa: BLE001 - older TF or already enabled: seeding still holds
-        pass
 
 
 class ValidationMacroF1(keras.callbacks.Callback):

@@ -57,10 +57,14 @@ def resolve_pretrain_run(config: TransferConfig) -> UpstreamRun:
             log.warning("%s is not registered yet: pretraining one first with default parameters", model_uri)
             from ecg_mlflow.steps.pretrain import run_pretrain
 
-            pretrain_data = replace(config.data, dataset="mit", split="intra" if config.data.dataset == "ptb" else config.data.split)
+            pretrain_data = replace(
+                config.data, dataset="mit", split="intra" if config.data.dataset == "ptb" else config.data.split
+            )
             result = run_pretrain(PretrainConfig(backbone=config.backbone, seed=config.seed, data=pretrain_data))
             return resolve_upstream_run(step="pretrain", run_id=result.run_id, expect_params=expect)
-    return resolve_upstream_run(step="pretrain", run_id=config.pretrain_run_id, model_uri=model_uri, expect_params=expect)
+    return resolve_upstream_run(
+        step="pretrain", run_id=config.pretrain_run_id, model_uri=model_uri, expect_params=expect
+    )
 
 
 def build_transfer_encoder(config: TransferConfig, upstream: UpstreamRun | None) -> tuple[keras.Model, BackboneConfig]:
@@ -84,7 +88,8 @@ def build_transfer_encoder(config: TransferConfig, upstream: UpstreamRun | None)
         transfer_encoder_weights(source, encoder)
     except ValueError as error:
         raise UpstreamError(
-            f"the encoder of run {upstream.run_id} does not fit backbone {config.backbone} with {model_config}: {error}. "
+            f"the encoder of run {upstream.run_id} does not fit backbone {config.backbone} "
+            f"with {model_config}: {error}. "
             "Leave the size parameters unset to inherit the pretrained sizes."
         ) from None
     return encoder, model_config
@@ -123,7 +128,9 @@ def run_transfer(
         log_new_params(encoder_params(model_config))
         mlflow.set_tag("ecg_mlflow.init_encoder_digest", weights_digest(encoder))
         n_classes = len(dataset.class_names)
-        model = compile_classifier(build_classifier(encoder, n_classes, freeze=config.freeze), n_classes, config.learning_rate)
+        model = compile_classifier(
+            build_classifier(encoder, n_classes, freeze=config.freeze), n_classes, config.learning_rate
+        )
 
         settings = FitSettings(config.epochs, config.batch_size, config.patience)
         history = fit_classifier(model, x_train, y_train, dataset, settings, callbacks, verbose)
@@ -132,4 +139,3 @@ def run_transfer(
         name = classifier_model_name(config.data.dataset, config.backbone)
         model_uri, version = log_classifier(model, dataset, name, alias, register, run_id)
         return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)
-

@@ -1,0 +1,30 @@
+# Two commands set a fresh clone up:  `make study` (the main job)  and  `make test` (the tests).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+export ECG_DATA_DIR ?= $(abspath data)
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+DATASET ?= mit
+PROFILE ?= quick
+PYTEST_ARGS ?=
+
+.PHONY: setup test study lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+lint: setup
+	$(BIN)/ruff check ecg_mlflow tests benchmarks
+	$(BIN)/ruff format --check ecg_mlflow tests benchmarks
+
+test: lint
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+
+study: setup
+	@test -f "$(ECG_DATA_DIR)/mitdb/100.hea" || $(BIN)/ecg-mlflow data download mitdb --data-dir "$(ECG_DATA_DIR)"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mlflow run . -e main -P dataset=$(DATASET) -P profile=$(PROFILE) --env-manager local

@@ -1,0 +1,24 @@
+"""MIT-BIH beat symbols -> the five AAMI classes of the Kaggle heartbeat set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
+
+# N = normal and bundle-branch block, S = supraventricular ectopic, V = ventricular ectopic,
+# F = fusion, Q = paced / fusion of paced and normal / unclassifiable.
+SYMBOL_TO_AAMI: dict[str, str] = {
+    **dict.fromkeys(("N", "L", "R", "e", "j"), "N"),
+    **dict.fromkeys(("A", "a", "J", "S"), "S"),
+    **dict.fromkeys(("V", "E"), "V"),
+    "F": "F",
+    **dict.fromkeys(("/", "f", "Q"), "Q"),
+}
+
+SYMBOL_TO_LABEL: dict[str, int] = {symbol: AAMI_CLASSES.index(cls) for symbol, cls in SYMBOL_TO_AAMI.items()}
+
+
+def aami_labels(symbols: np.ndarray | list[str]) -> np.ndarray:
+    """Integer AAMI label per annotation symbol; -1 for non-beat or unmapped annotations (rhythm, noise, '+')."""
+    return np.array([SYMBOL_TO_LABEL.get(str(s), -1) for s in symbols], dtype=np.int64)

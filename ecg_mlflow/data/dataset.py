@@ -1,0 +1,256 @@
+"""load_dataset(DataConfig) -> BeatDataset: build (once, cached) the beats and their splits."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecg_mlflow.config import BEAT_LENGTH, CLASS_NAMES, DataConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data import cache, kaggle, physionet, ptb, splits
+from ecg_mlflow.data.errors import DataError
+
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+DATASET_FORMAT = 1  # bump when the beat extraction changes, so old caches are not reused
+DB_FOLDERS: dict[str, str] = {"mit": "mitdb", "ptb": "ptbdb"}
+
+
+@dataclass(frozen=True)
+class BeatDataset:
+    """Beats (float32 (n, 187)) and AAMI/diagnosis labels (int64) per split, with provenance."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    records_train: np.ndarray
+    records_val: np.ndarray
+    records_test: np.ndarray
+    positions_train: np.ndarray
+    positions_val: np.ndarray
+    positions_test: np.ndarray
+    class_names: tuple[str, ...]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    name: str = ""
+
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of 'train', 'val' or 'test'."""
+        return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """{"train": {"N": n, ...}, "val": {...}, "test": {...}}."""
+        return {s: class_counts(self.split(s)[1], self.class_names) for s in SPLIT_NAMES}
+
+
+def class_counts(y: np.ndarray, class_names: tuple[str, ...]) -> dict[str, int]:
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(class_names))
+    return {name: int(c) for name, c in zip(class_names, counts, strict=False)}
+
+
+def dataset_name(config: DataConfig) -> str:
+    return f"{config.dataset}-{config.source}-{config.split}"
+
+
+def input_files(config: DataConfig, data_dir: Path) -> list[Path]:
+    """The raw files the arrays are built from; DataError (saying where to put them) when missing."""
+    if config.source == "kaggle":
+        return kaggle.kaggle_paths(data_dir / "kaggle", config.dataset)
+    folder = DB_FOLDERS[config.dataset]
+    db_dir = data_dir / folder
+    if not db_dir.is_dir():
+        raise DataError(
+            f"{db_dir} does not exist: put the PhysioNet {folder} files there, set --data-dir / $ECG_DATA_DIR, "
+            f"or run `ecg-mlflow data download {folder} --data-dir {data_dir}`"
+        )
+    suffixes = (".hea", ".dat", ".atr") if config.dataset == "mit" else (".hea", ".dat")
+    files = []
+    for record in physionet.list_records(db_dir, folder):
+        for suffix in suffixes:
+            path = db_dir / f"{record}{suffix}"
+            if not path.is_file():
+                raise DataError(
+                    f"record {record}: {path} is missing; run `ecg-mlflow data download {folder} "
+                    f"--data-dir {data_dir}` or copy the PhysioNet files there"
+                )
+            files.append(path)
+    return files
+
+
+def array_parameters(config: DataConfig, data_dir: Path) -> dict[str, Any]:
+    """Everything that changes the cached arrays (not max_beats: it is applied after the cache).
+
+    The input fingerprint (file names and sizes) keeps a different data folder from reusing a cache.
+    """
+    files = input_files(config, data_dir)
+    params: dict[str, Any] = {
+        "format": DATASET_FORMAT,
+        "dataset": config.dataset,
+        "source": config.source,
+        "split": config.split,
+        "val_fraction": config.val_fraction,
+        "split_seed": config.split_seed,
+        "inputs": cache.stable_hash([[p.relative_to(data_dir).as_posix(), p.stat().st_size] for p in files]),
+    }
+    if not (config.source == "kaggle" and config.dataset == "mit"):  # the Kaggle MIT files fix the test set
+        params["test_fraction"] = config.test_fraction
+    return params
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int, description: str) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on stderr (or a no-op) that advances once per record."""
+    if not enabled:
+        yield lambda _record: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda record: bar.update(task, advance=1, description=f"{description} {record}")
+
+
+def _record_table(config: DataConfig, data_dir: Path, progress: bool, workers: int) -> dict[str, Any]:
+    """All beats of a PhysioNet database, concatenated over records, with per-record leads."""
+    folder = DB_FOLDERS[config.dataset]
+    db_dir = data_dir / folder
+    records = physionet.list_records(db_dir, folder)
+    with _progress(progress, len(records), f"building {folder} beats") as step:
+        if config.dataset == "mit":
+            parts = physionet.build_beats(db_dir, records, workers=workers, on_record=step)
+        else:
+            parts = ptb.build_ptb_beats(db_dir, records, on_record=step)
+    if not parts or sum(len(p.labels) for p in parts) == 0:
+        raise DataError(f"no labelled beats found in {db_dir} (for ptbdb: no healthy-control or MI records)")
+    return {
+        "x": np.concatenate([p.beats for p in parts]),
+        "y": np.concatenate([p.labels for p in parts]),
+        "records": np.concatenate([np.full(len(p.labels), p.record) for p in parts]).astype(str),
+        "positions": np.concatenate([p.positions for p in parts]).astype(np.int64),
+        "leads": {p.record: p.lead for p in parts},
+    }
+
+
+def _take(table: dict[str, Any], idx: splits.SplitIndices) -> dict[str, np.ndarray]:
+    arrays = {}
+    for split in SPLIT_NAMES:
+        rows = getattr(idx, split)
+        arrays[f"x_{split}"] = table["x"][rows]
+        arrays[f"y_{split}"] = table["y"][rows]
+        arrays[f"records_{split}"] = table["records"][rows]
+        arrays[f"positions_{split}"] = table["positions"][rows]
+    return arrays
+
+
+def _kaggle_table(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    return {"x": x, "y": y, "records": np.full(len(y), ""), "positions": np.full(len(y), -1, np.int64), "leads": {}}
+
+
+def build_arrays(config: DataConfig, data_dir: Path, progress: bool = False, workers: int = 1) -> dict[str, Any]:
+    """Beats -> split arrays (x_/y_/records_/positions_ per split) plus per-record leads."""
+    if config.source == "kaggle" and config.split == "inter":
+        raise DataError(
+            "split='inter' needs record ids, which the Kaggle CSVs do not have; use source='physionet' "
+            "for the de Chazal inter-patient split, or split='intra' with source='kaggle'"
+        )
+    seed = config.split_seed
+    if config.source == "kaggle" and config.dataset == "mit":
+        (x_tr, y_tr), (x_te, y_te) = kaggle.read_kaggle_mit(data_dir / "kaggle")
+        table = _kaggle_table(np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te]))
+        train, val = splits.split_train_test(y_tr, config.val_fraction, seed)
+        idx = splits.SplitIndices(train, val, np.arange(len(y_tr), len(y_tr) + len(y_te)))
+    else:
+        if config.source == "kaggle":
+            table = _kaggle_table(*kaggle.read_kaggle_ptb(data_dir / "kaggle"))
+        else:
+            table = _record_table(config, data_dir, progress, workers)
+        if config.split == "inter":
+            idx = splits.split_inter(table["records"], table["y"], config.val_fraction, seed)
+        else:
+            idx = splits.split_intra(table["y"], config.test_fraction, config.val_fraction, seed)
+    return {"arrays": _take(table, idx), "leads": table["leads"]}
+
+
+def _manifest(config: DataConfig, data_dir: Path, params: dict[str, Any], built: dict[str, Any]) -> dict[str, Any]:
+    arrays = built["arrays"]
+    names = CLASS_NAMES[config.dataset]
+    files = input_files(config, data_dir)
+    return {
+        "name": dataset_name(config),
+        "dataset": config.dataset,
+        "source": config.source,
+        "split": config.split,
+        "data_dir": str(data_dir.resolve()),
+        "parameters": params,
+        "class_names": list(names),
+        "beat_length": BEAT_LENGTH,
+        "records": {s: sorted(set(arrays[f"records_{s}"].tolist()) - {""}) for s in SPLIT_NAMES},
+        "leads": built["leads"],
+        "class_counts": {s: class_counts(arrays[f"y_{s}"], names) for s in SPLIT_NAMES},
+        "input_sha256": {p.relative_to(data_dir).as_posix(): cache.file_sha256(p) for p in files},
+    }
+
+
+def load_dataset(config: DataConfig, progress: bool = False, *, workers: int = 1, rebuild: bool = False) -> BeatDataset:
+    """The dataset of `config`: from the cache when built before, else built and cached; then max_beats."""
+    data_dir = resolve_data_dir(config.data_dir or None)
+    params = array_parameters(config, data_dir)
+    entry = cache.entry_dir(
+        resolve_cache_dir(config.cache_dir or None), dataset_name(config), cache.stable_hash(params)
+    )
+    cached = None if rebuild else cache.read_entry(entry)
+    if cached is None:
+        built = build_arrays(config, data_dir, progress=progress, workers=workers)
+        manifest = cache.write_entry(entry, built["arrays"], _manifest(config, data_dir, params, built))
+        arrays = built["arrays"]
+    else:
+        arrays, manifest = cached
+    manifest = {**manifest, "cache_dir": str(entry)}
+    ds = BeatDataset(
+        **{k: arrays[k] for k in _array_fields()},
+        class_names=CLASS_NAMES[config.dataset],
+        manifest=manifest,
+        digest=cache.stable_hash({"checksums": manifest["checksums"], "parameters": params}),
+        name=dataset_name(config),
+    )
+    return cap_beats(ds, config.max_beats, config.split_seed)
+
+
+def _array_fields() -> list[str]:
+    return [f"{kind}_{s}" for s in SPLIT_NAMES for kind in ("x", "y", "records", "positions")]
+
+
+def cap_beats(ds: BeatDataset, max_beats: int, seed: int) -> BeatDataset:
+    """A stratified, seeded cap: train to max_beats; val/test to max_beats // 4 only when larger than max_beats."""
+    if max_beats <= 0:
+        return ds
+    changes: dict[str, np.ndarray] = {}
+    limits = {"train": max_beats, "val": max_beats // 4, "test": max_beats // 4}
+    for split, limit in limits.items():
+        y = getattr(ds, f"y_{split}")
+        if (split == "train" and len(y) > max_beats) or (split != "train" and len(y) > max_beats):
+            rows = splits.stratified_sample(y, max(limit, 1), seed)
+            for kind in ("x", "y", "records", "positions"):
+                changes[f"{kind}_{split}"] = getattr(ds, f"{kind}_{split}")[rows]
+    if not changes:
+        return ds
+    manifest = {**ds.manifest, "max_beats": max_beats}
+    manifest["class_counts_capped"] = {
+        s: class_counts(changes.get(f"y_{s}", getattr(ds, f"y_{s}")), ds.class_names) for s in SPLIT_NAMES
+    }
+    digest = cache.stable_hash({"digest": ds.digest, "max_beats": max_beats})
+    return replace(ds, **changes, manifest=manifest, digest=digest)

@@ -1,0 +1,7 @@
+"""The one exception type the data layer raises for problems a user can fix."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Missing or malformed input data; the message says what is wrong and how to fix it."""

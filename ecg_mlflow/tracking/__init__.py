@@ -1,0 +1,1 @@
+"""MLflow helpers: dataset inputs, model registry, upstream-run checks."""

@@ -1,0 +1,53 @@
+"""Record which dataset a run used, as an MLflow dataset input (metadata only, never the arrays)."""
+
+from __future__ import annotations
+
+import mlflow
+import mlflow.data
+
+from ecg_mlflow.data.cache import stable_hash
+from ecg_mlflow.data.dataset import BeatDataset
+
+CONTEXT_SPLITS: dict[str, str] = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "validation": "val",
+    "eval": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+def split_digest(ds: BeatDataset, split: str) -> str:
+    """Digest of one split of the dataset: the dataset digest and the split name.
+
+    MLflow keeps one input per (dataset name, digest) and run, so the train and the test
+    split need different digests to both show up on a run.
+    """
+    return stable_hash({"dataset": ds.digest, "split": split})
+
+
+def log_dataset_input(ds: BeatDataset, context: str = "train") -> mlflow.data.dataset.Dataset:
+    """mlflow.log_input of the split named by `context` (train/val/test) in the active run.
+
+    Only the name, digest, source (the cache entry), schema and a small profile are stored;
+    the beat arrays stay in the cache.
+    """
+    split = CONTEXT_SPLITS.get(context.lower())
+    if split is None:
+        raise ValueError(f"context={context!r} must be one of {', '.join(sorted(CONTEXT_SPLITS))}")
+    x, y = ds.split(split)
+    dataset = mlflow.data.from_numpy(
+        x,
+        targets=y,
+        source=str(ds.manifest.get("cache_dir", ds.name)),
+        name=ds.name,
+        digest=split_digest(ds, split),
+    )
+    mlflow.log_input(
+        dataset,
+        context=context,
+        tags={"ecg_mlflow.split": split, "ecg_mlflow.dataset_digest": ds.digest, "ecg_mlflow.beats": str(len(y))},
+    )
+    return dataset

@@ -1,0 +1,174 @@
+"""Shared fixtures: synthetic WFDB databases and Kaggle CSVs written by the tests, and the real MIT-BIH dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+MIT_FS = 360
+PTB_FS = 1000
+# Record name -> lead names: 114 has MLII as lead 1, 102 has no MLII (as in MIT-BIH).
+SYNTHETIC_MIT_RECORDS: dict[str, list[str]] = {
+    "100": ["MLII", "V5"],  # DS2
+    "101": ["MLII", "V1"],  # DS1
+    "102": ["V5", "V2"],  # paced, no MLII
+    "103": ["MLII", "V2"],  # DS2
+    "114": ["V5", "MLII"],  # DS1, MLII is lead 1
+}
+# Beat symbols cycled through each record: every AAMI class, plus a non-beat '+' rhythm mark.
+SYMBOL_CYCLE = ["N", "N", "L", "A", "N", "V", "N", "F", "/", "N", "R", "Q", "N", "j", "E", "a", "f", "e", "J", "S"]
+
+
+def synthetic_ecg(n: int, fs: int, peaks: np.ndarray, rng: np.random.Generator, amplitude: float = 1.0) -> np.ndarray:
+    """A baseline with small noise, a narrow R spike at every peak and a broad T wave after it."""
+    t = np.arange(n)
+    signal = 0.02 * rng.standard_normal(n) + 0.05 * np.sin(2 * np.pi * 0.2 * t / fs)
+    for p in peaks:
+        signal += amplitude * np.exp(-0.5 * ((t - p) / (0.012 * fs)) ** 2)
+        signal += 0.25 * amplitude * np.exp(-0.5 * ((t - p - 0.25 * fs) / (0.05 * fs)) ** 2)
+    return signal
+
+
+def beat_positions(seconds: float, fs: int, rng: np.random.Generator) -> np.ndarray:
+    """R peaks about every 0.8 s (72 bpm) with jitter, starting after 0.5 s."""
+    rr = rng.uniform(0.7, 0.9, size=int(seconds / 0.7) + 2)
+    peaks = (0.5 + np.cumsum(rr)) * fs
+    return peaks[peaks < (seconds - 0.5) * fs].astype(np.int64)
+
+
+def write_mit_record(directory: Path, record: str, leads: list[str], seconds: float, seed: int) -> dict[str, int]:
+    """One synthetic MIT-BIH-like record (.hea/.dat/.atr); returns the written beat-symbol counts."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * MIT_FS)
+    peaks = beat_positions(seconds, MIT_FS, rng)
+    mlii = synthetic_ecg(n, MIT_FS, peaks, rng)
+    other = synthetic_ecg(n, MIT_FS, peaks, rng, amplitude=-0.5)
+    columns = [mlii if name == "MLII" else other for name in leads]
+    if "MLII" not in leads:
+        columns[0] = mlii
+    wfdb.wrsamp(
+        record,
+        fs=MIT_FS,
+        units=["mV", "mV"],
+        sig_name=leads,
+        p_signal=np.column_stack(columns),
+        fmt=["212", "212"],
+        adc_gain=[200.0, 200.0],
+        baseline=[1024, 1024],
+        write_dir=str(directory),
+    )
+    symbols = [SYMBOL_CYCLE[i % len(SYMBOL_CYCLE)] for i in range(len(peaks))]
+    samples = list(peaks)
+    # A rhythm-change mark (not a beat) just after the first beat.
+    samples.insert(1, int(peaks[0]) + 5)
+    symbols.insert(1, "+")
+    wfdb.wrann(record, "atr", np.array(samples), symbol=symbols, write_dir=str(directory))
+    return {s: symbols.count(s) for s in set(symbols)}
+
+
+@pytest.fixture(scope="session")
+def synthetic_mitdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DATA_DIR whose mitdb/ holds 5 short synthetic records (100 101 102 103 114) and a RECORDS file."""
+    data_dir = tmp_path_factory.mktemp("synthetic_data")
+    mitdb = data_dir / "mitdb"
+    mitdb.mkdir()
+    for i, (record, leads) in enumerate(SYNTHETIC_MIT_RECORDS.items()):
+        write_mit_record(mitdb, record, leads, seconds=60.0, seed=i)
+    (mitdb / "RECORDS").write_text("\n".join(SYNTHETIC_MIT_RECORDS) + "\n")
+    return data_dir
+
+
+PTB_LEADS = ["i", "ii", "iii", "avr"]
+SYNTHETIC_PTB_RECORDS: dict[str, str] = {
+    "patient001/s0010_re": "Myocardial infarction",
+    "patient001/s0014lre": "Myocardial infarction",
+    "patient002/s0020_re": "Healthy control",
+    "patient003/s0030_re": "Cardiomyopathy",  # neither class: dropped
+    "patient004/s0040_re": "Healthy control",
+}
+
+
+def write_ptb_record(directory: Path, record: str, reason: str, seconds: float, seed: int) -> int:
+    """One synthetic PTB-like record (1000 Hz, leads i ii iii avr, diagnosis in the header); returns #beats."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * PTB_FS)
+    peaks = beat_positions(seconds, PTB_FS, rng)
+    lead_ii = synthetic_ecg(n, PTB_FS, peaks, rng)
+    signals = np.column_stack([0.6 * lead_ii, lead_ii, 0.4 * lead_ii, -0.5 * lead_ii])
+    target = directory / Path(record).parent
+    target.mkdir(parents=True, exist_ok=True)
+    wfdb.wrsamp(
+        Path(record).name,
+        fs=PTB_FS,
+        units=["mV"] * 4,
+        sig_name=PTB_LEADS,
+        p_signal=signals,
+        fmt=["16"] * 4,
+        adc_gain=[2000.0] * 4,
+        baseline=[0] * 4,
+        comments=["age: 60", "sex: male", f"Reason for admission: {reason}"],
+        write_dir=str(target),
+    )
+    return len(peaks)
+
+
+@pytest.fixture(scope="session")
+def synthetic_ptbdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DATA_DIR whose ptbdb/ holds synthetic records in PTB's patientNNN/sNNNNxxxx_re layout."""
+    data_dir = tmp_path_factory.mktemp("synthetic_ptb")
+    ptbdb = data_dir / "ptbdb"
+    ptbdb.mkdir()
+    for i, (record, reason) in enumerate(SYNTHETIC_PTB_RECORDS.items()):
+        write_ptb_record(ptbdb, record, reason, seconds=30.0, seed=100 + i)
+    (ptbdb / "RECORDS").write_text("\n".join(SYNTHETIC_PTB_RECORDS) + "\n")
+    return data_dir
+
+
+def kaggle_rows(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Kaggle-like rows: a decaying beat from ~1.0, trailing zeros, then the label column."""
+    n = len(labels)
+    t = np.arange(187)
+    beats = np.exp(-t[None, :] / rng.uniform(10, 40, size=(n, 1))) * rng.uniform(0.9, 1.0, size=(n, 1))
+    beats[:, 120:] = 0.0
+    return np.column_stack([beats, labels])
+
+
+@pytest.fixture
+def kaggle_csv_dir(tmp_path: Path) -> Path:
+    """DATA_DIR/kaggle with small mitbih_train/test and ptbdb_normal/abnormal CSVs (no header, as shipped)."""
+    rng = np.random.default_rng(7)
+    kaggle = tmp_path / "data" / "kaggle"
+    kaggle.mkdir(parents=True)
+    files = {
+        "mitbih_train.csv": np.repeat(np.arange(5), [120, 30, 30, 20, 30]),
+        "mitbih_test.csv": np.repeat(np.arange(5), [30, 8, 8, 5, 8]),
+        "ptbdb_normal.csv": np.zeros(60),
+        "ptbdb_abnormal.csv": np.ones(90),
+    }
+    for name, labels in files.items():
+        np.savetxt(kaggle / name, kaggle_rows(labels.astype(float), rng), delimiter=",", fmt="%.18e")
+    return kaggle
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """$ECG_DATA_DIR when it holds the MIT-BIH records, else the test is skipped."""
+    env = os.environ.get("ECG_DATA_DIR")
+    if not env or not (Path(env) / "mitdb" / "100.hea").is_file():
+        pytest.skip("ECG_DATA_DIR not set or has no mitdb/: real MIT-BIH tests skipped")
+    return Path(env)
+
+
+@pytest.fixture(scope="session")
+def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ecg_cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(monkeypatch: pytest.MonkeyPatch, session_cache_dir: Path) -> None:
+    """No test writes built datasets to ~/.cache: ECG_CACHE_DIR is a per-session temp dir."""
+    monkeypatch.setenv("ECG_CACHE_DIR", str(session_cache_dir))

@@ -1,0 +1,58 @@
+"""The parameter-keyed, atomic cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecg_mlflow.config import DataConfig
+from ecg_mlflow.data import cache, dataset
+from ecg_mlflow.data.dataset import load_dataset
+
+
+def test_write_then_read_roundtrip_and_checksums(tmp_path) -> None:
+    arrays = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "r": np.array(["100", ""])}
+    manifest = cache.write_entry(tmp_path / "e", arrays, {"source": "test"})
+    got, read_manifest = cache.read_entry(tmp_path / "e")
+    assert np.array_equal(got["x"], arrays["x"]) and got["r"].tolist() == ["100", ""]
+    assert read_manifest["checksums"] == manifest["checksums"] == cache.array_checksums(arrays)
+    assert [p.name for p in tmp_path.iterdir()] == ["e"]  # no temp dir left behind
+
+
+def test_a_corrupt_entry_is_not_trusted(tmp_path) -> None:
+    cache.write_entry(tmp_path / "e", {"x": np.zeros(3)}, {})
+    (tmp_path / "e" / cache.MANIFEST_FILE).write_text('{"checksums": {"x": "0"}}')
+    assert cache.read_entry(tmp_path / "e") is None
+    assert cache.read_entry(tmp_path / "missing") is None
+
+
+def test_an_interrupted_write_leaves_nothing(tmp_path, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    with pytest.raises(KeyboardInterrupt):
+        cache.write_entry(tmp_path / "e", {"x": np.zeros(3)}, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dataset_is_built_once_and_reused(synthetic_mitdb, tmp_path, monkeypatch) -> None:
+    config = DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path))
+    first = load_dataset(config)
+    calls = []
+    monkeypatch.setattr(dataset, "build_arrays", lambda *a, **k: calls.append(a))
+    second = load_dataset(config)
+    assert calls == []
+    assert second.digest == first.digest and np.array_equal(second.x_train, first.x_train)
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_parameters_that_change_the_arrays_change_the_key_max_beats_does_not(synthetic_mitdb, tmp_path) -> None:
+    base = DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path))
+    load_dataset(base)
+    load_dataset(DataConfig(**{**base.__dict__, "max_beats": 50}))
+    assert len(list(tmp_path.iterdir())) == 1
+    load_dataset(DataConfig(**{**base.__dict__, "split_seed": 1}))
+    load_dataset(DataConfig(**{**base.__dict__, "split": "inter"}))
+    load_dataset(DataConfig(**{**base.__dict__, "test_fraction": 0.3}))
+    assert len(list(tmp_path.iterdir())) == 4

@@ -1,0 +1,50 @@
+"""PTB: header diagnosis -> label, detected R peaks, same beat path as MIT-BIH."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecg_mlflow.config import DataConfig
+from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.data.ptb import build_ptb_beats, detect_r_peaks, ptb_diagnosis
+
+
+def test_diagnosis_from_header_comments() -> None:
+    assert ptb_diagnosis(["age: 81", "Reason for admission: Myocardial infarction"]) == 1
+    assert ptb_diagnosis(["Reason for admission: Healthy control"]) == 0
+    assert ptb_diagnosis(["Reason for admission: Cardiomyopathy"]) is None
+    assert ptb_diagnosis(["age: 81"]) is None
+
+
+def test_detect_r_peaks_finds_spikes_above_threshold() -> None:
+    x = np.zeros(1250)
+    x[[100, 200, 300]] = [1.0, 0.95, 0.5]
+    assert detect_r_peaks(x).tolist() == [100, 200]
+
+
+def test_ptb_records_become_labelled_beats_and_other_diagnoses_are_dropped(synthetic_ptbdb) -> None:
+    parts = build_ptb_beats(synthetic_ptbdb / "ptbdb")
+    by_record = {p.record: p for p in parts}
+    assert "patient003/s0030_re" not in by_record  # cardiomyopathy
+    assert set(by_record["patient001/s0010_re"].labels) == {1}
+    assert set(by_record["patient002/s0020_re"].labels) == {0}
+    for part in parts:
+        assert part.lead == "ii"
+        assert len(part.labels) >= 25  # ~35 beats in 30 s; the 0.9 threshold may miss a few
+        assert part.beats.min() >= 0 and part.beats.max() <= 1
+        assert np.median(part.beats[:, 0]) > 0.85
+        assert np.all(np.diff(part.positions) > 0.3 * 1000)
+
+
+def test_ptb_dataset_is_split_stratified(synthetic_ptbdb, tmp_path) -> None:
+    ds = load_dataset(DataConfig(dataset="ptb", data_dir=str(synthetic_ptbdb), cache_dir=str(tmp_path)))
+    assert ds.class_names == ("normal", "mi") and ds.name == "ptb-physionet-intra"
+    counts = ds.class_counts()
+    for split in ("train", "val", "test"):
+        assert counts[split]["normal"] > 0 and counts[split]["mi"] > 0
+    assert set(ds.records_test) <= {
+        "patient001/s0010_re",
+        "patient001/s0014lre",
+        "patient002/s0020_re",
+        "patient004/s0040_re",
+    }

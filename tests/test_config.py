@@ -1,0 +1,93 @@
+"""The typed configs: validation names the parameter, flat params round-trip, defaults are shared."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecg_mlflow.config import (
+    BACKBONE_DEFAULTS,
+    PARAMETER_HELP,
+    UNSET,
+    ChainConfig,
+    ConfigError,
+    DataConfig,
+    EnsembleConfig,
+    PretrainConfig,
+    TransferConfig,
+    config_from_params,
+    flatten_config,
+    parameter_defaults,
+    parameter_names,
+)
+
+STEP_CONFIGS = (PretrainConfig, TransferConfig, EnsembleConfig, ChainConfig)
+
+
+@pytest.mark.parametrize("config_cls", STEP_CONFIGS)
+def test_every_parameter_has_a_default_and_help(config_cls: type) -> None:
+    defaults = parameter_defaults(config_cls)
+    assert set(defaults) == parameter_names(config_cls)
+    assert set(defaults) <= set(PARAMETER_HELP)
+
+
+@pytest.mark.parametrize("config_cls", (PretrainConfig, TransferConfig, EnsembleConfig))
+def test_defaults_round_trip_through_flat_params(config_cls: type) -> None:
+    """What the CLI/MLproject pass by default builds the dataclass's own default config."""
+    as_strings = {name: str(default) for name, (_, default) in parameter_defaults(config_cls).items()}
+    assert config_from_params(config_cls, as_strings) == config_cls()
+
+
+def test_flatten_then_rebuild_is_identity() -> None:
+    config = TransferConfig(backbone="lstm", freeze=True, label_fraction=0.25, data=DataConfig(dataset="ptb"))
+    flat = {k: str(v) for k, v in flatten_config(config).items()}
+    assert config_from_params(TransferConfig, flat) == config
+
+
+def test_backbone_sizes_left_unset_take_the_backbone_defaults() -> None:
+    config = config_from_params(PretrainConfig, {"backbone": "resnet", "units": UNSET, "dropout": "0.3"})
+    assert config.model.units == BACKBONE_DEFAULTS["resnet"].units
+    assert config.model.dropout == pytest.approx(0.3)
+    assert config_from_params(TransferConfig, {"backbone": "mlp"}).model is None  # inherited from upstream
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"backbone": "transformer"}, "backbone"),
+        ({"epochs": "0"}, "epochs"),
+        ({"epochs": "2.5"}, "epochs"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"freeze": "maybe"}, "freeze"),
+        ({"label_fraction": "1.5"}, "label_fraction"),
+        ({"dataset": "ptb", "split": "inter"}, "split"),
+        ({"init": "scratch", "pretrain_run_id": "abc"}, "scratch"),
+    ],
+)
+def test_bad_parameters_are_rejected_with_their_name(params: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        config_from_params(TransferConfig, params)
+
+
+def test_pretraining_is_on_mit_only() -> None:
+    with pytest.raises(ConfigError, match="MIT"):
+        PretrainConfig(data=DataConfig(dataset="ptb"))
+
+
+def test_ensemble_needs_one_run_id_per_member() -> None:
+    with pytest.raises(ConfigError, match="one run ID per member"):
+        config_from_params(EnsembleConfig, {"members": "mlp,cnn", "run_ids": "abc"})
+    assert config_from_params(EnsembleConfig, {"members": "mlp,cnn", "run_ids": "a,b"}).run_ids == ("a", "b")
+
+
+def test_chain_profile_sets_epochs_and_beats() -> None:
+    quick = ChainConfig(profile="quick")
+    paper = ChainConfig(profile="paper")
+    assert (paper.settings.pretrain_epochs, paper.settings.transfer_epochs, paper.settings.ensemble_epochs) == (
+        5,
+        20,
+        20,
+    )
+    assert paper.settings.batch_size == 64 and paper.settings.max_beats == 0
+    assert quick.settings.max_beats > 0
+    assert ChainConfig(profile="quick", max_beats=123).settings.max_beats == 123

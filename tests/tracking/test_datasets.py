@@ -1,0 +1,31 @@
+"""log_dataset_input against a real (sqlite) MLflow tracking store."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from ecg_mlflow.config import DataConfig
+from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.tracking.datasets import log_dataset_input, split_digest
+
+
+def test_train_and_test_inputs_are_logged_with_digests(synthetic_mitdb, tmp_path) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    ds = load_dataset(DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path / "cache")))
+    with mlflow.start_run() as run:
+        log_dataset_input(ds, context="train")
+        log_dataset_input(ds, context="test")
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    by_context = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset for i in inputs}
+    assert set(by_context) == {"train", "test"}
+    assert by_context["train"].name == ds.name == "mit-physionet-intra"
+    assert by_context["train"].digest == split_digest(ds, "train") != by_context["test"].digest
+    assert str(len(ds.x_train)) in by_context["train"].profile
+    assert not list(mlflow.MlflowClient().list_artifacts(run.info.run_id))  # metadata only
+
+
+def test_unknown_context_is_rejected(synthetic_mitdb, tmp_path) -> None:
+    ds = load_dataset(DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path / "cache")))
+    with pytest.raises(ValueError, match="context"):
+        log_dataset_input(ds, context="holdout")

@@ -18,7 +18,7 @@ from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.models.classifier import build_ensemble, compile_classifier
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier
-from ecg_mlflow.steps.training import seed_everything
+from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, alias_uri, classifier_model_name, ensemble_model_name
 from ecg_mlflow.tracking.runs import step_run
@@ -58,7 +58,9 @@ def run_ensemble(
         log_dataset_input(dataset, context="train")
         n_classes = len(dataset.class_names)
         models = [mlflow.keras.load_model(member.model_uri) for member in members]
-        model = compile_classifier(build_ensemble(models, n_classes), n_classes, config.learning_rate)
+        model = compile_classifier(
+            build_ensemble(models, n_classes), n_classes, config.learning_rate, STEPS_PER_EXECUTION
+        )
 
         settings = FitSettings(config.epochs, config.batch_size, config.patience)
         history = fit_classifier(model, dataset.x_train, dataset.y_train, dataset, settings, callbacks, verbose)

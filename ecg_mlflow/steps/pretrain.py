@@ -24,7 +24,7 @@ from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.models.backbones import as_model_input, build_encoder
 from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
 from ecg_mlflow.steps.result import StepResult
-from ecg_mlflow.steps.training import MlflowEpochLogger, seed_everything
+from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, MlflowEpochLogger, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import encoder_params, log_encoder, weights_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, register_with_alias, ssl_model_name
@@ -96,7 +96,7 @@ def run_pretrain(
         x_val, y_val = build_representation_set(val_beats, config.transforms, np.random.default_rng([config.seed, 1]))
         encoder = build_encoder(config.backbone, config.model)
         model = build_ssl_model(encoder)
-        compile_ssl_model(model, config.learning_rate, config.head_weights)
+        compile_ssl_model(model, config.learning_rate, config.head_weights, STEPS_PER_EXECUTION)
 
         history = model.fit(
             train_batches,

@@ -24,7 +24,7 @@ from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import build_classifier, compile_classifier
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier
-from ecg_mlflow.steps.training import seed_everything
+from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import download_encoder, encoder_params, weights_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, SCRATCH_ALIAS, alias_uri, classifier_model_name, ssl_model_name
@@ -128,9 +128,8 @@ def run_transfer(
         log_new_params(encoder_params(model_config))
         mlflow.set_tag("ecg_mlflow.init_encoder_digest", weights_digest(encoder))
         n_classes = len(dataset.class_names)
-        model = compile_classifier(
-            build_classifier(encoder, n_classes, freeze=config.freeze), n_classes, config.learning_rate
-        )
+        classifier = build_classifier(encoder, n_classes, freeze=config.freeze)
+        model = compile_classifier(classifier, n_classes, config.learning_rate, STEPS_PER_EXECUTION)
 
         settings = FitSettings(config.epochs, config.batch_size, config.patience)
         history = fit_classifier(model, x_train, y_train, dataset, settings, callbacks, verbose)

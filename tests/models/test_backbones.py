@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 
 import keras
@@ -70,7 +71,7 @@ def test_default_encoder_shape_name_and_parameter_count(backbone: str) -> None:
 
 def test_default_parameter_counts_documented_in_docs_models_md() -> None:
     counts = {b: build_encoder(b, BACKBONE_DEFAULTS[b]).count_params() for b in BACKBONES}
-    assert counts == {"mlp": 327_744, "cnn": 61_824, "lstm": 21_056, "resnet": 53_792}
+    assert counts == {"mlp": 327_744, "cnn": 30_464, "lstm": 21_056, "resnet": 53_792}
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -137,9 +138,9 @@ def test_weight_transfer_roundtrip(backbone: str) -> None:
 
 
 def test_weight_transfer_names_the_layer_and_shapes_on_mismatch() -> None:
-    source = build_encoder("cnn", BACKBONE_DEFAULTS["cnn"])
-    other = BackboneConfig(units=16, depth=3, dense_units=64, dropout=0.1, kernel_size=5)
-    target = build_encoder("cnn", other)
+    wide = BackboneConfig(units=32, depth=3, dense_units=64, dropout=0.1, kernel_size=5)
+    source = build_encoder("cnn", wide)
+    target = build_encoder("cnn", replace(wide, units=16))
     before = [w.copy() for w in target.get_weights()]
     with pytest.raises(ValueError, match=r"don't fit the backbone: layer 'enc_conv1'.*\(5, 1, 32\).*\(5, 1, 16\)"):
         transfer_encoder_weights(source, target)

@@ -6,6 +6,7 @@ import typer
 
 from ecg_mlflow.cli import steps
 from ecg_mlflow.cli.data import app as data_app
+from ecg_mlflow.cli.tune import app as tune_app
 
 app = typer.Typer(
     name="ecg-mlflow",
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 steps.register(app)
+app.add_typer(tune_app, name="tune")
 
 
 def main() -> None:

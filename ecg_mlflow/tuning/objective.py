@@ -1,0 +1,138 @@
+"""What one trial computes: pretrain (when the study tunes it) + transfer, objective = validation macro-F1.
+
+The runner hands an evaluate function a TrialContext; `evaluate_steps` is the real one (the
+pretrain/transfer steps, register=False); tests may pass a small function of their own to
+exercise storage and parallel workers without training.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from ecg_mlflow.config import PretrainConfig, TransferConfig, config_from_params
+from ecg_mlflow.tuning.spec import StudySpec
+
+
+class ObjectiveError(RuntimeError):
+    """The steps ran but gave no usable objective value."""
+
+
+class PruningReporter:
+    """Reports the monitored validation metric per epoch to Optuna (and to the trial's MLflow run);
+    raises optuna.TrialPruned when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str, mlflow_run_id: str | None = None) -> None:
+        self.trial = trial
+        self.monitor = monitor
+        self.mlflow_run_id = mlflow_run_id
+        self.reported: dict[int, float] = {}
+        self._warned = False
+
+    def report(self, epoch: int, logs: dict[str, Any] | None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            if not self._warned:
+                warnings.warn(
+                    f"'{self.monitor}' is not in the epoch logs; trial {self.trial.number} is not pruned", stacklevel=2
+                )
+                self._warned = True
+            return
+        value = float(value)
+        self.reported[epoch] = value
+        self.trial.report(value, step=epoch)
+        if self.mlflow_run_id is not None:
+            from mlflow import MlflowClient
+
+            # The active run during fit is the step's; the intermediate values belong to the trial's run.
+            MlflowClient().log_metric(self.mlflow_run_id, self.monitor, value, step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.monitor}={value:.4f}")
+
+    def keras_callback(self) -> Any:
+        """A Keras callback around report(), appended to the transfer step's callbacks."""
+        import keras
+
+        reporter = self
+
+        class OptunaPruningCallback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                reporter.report(epoch, logs)
+
+        return OptunaPruningCallback()
+
+
+@dataclass
+class TrialContext:
+    trial: optuna.Trial
+    spec: StudySpec
+    values: dict[str, Any]  # fixed + sampled, as written in the study file
+    reporter: PruningReporter
+    mlflow_run_id: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # run IDs etc., stored as trial user attributes
+
+    @property
+    def step_params(self) -> dict[str, dict[str, Any]]:
+        return self.spec.step_params(self.values)
+
+
+Evaluate = Callable[[TrialContext], float]
+
+
+def needs_pretraining(spec: StudySpec, transfer_params: dict[str, Any]) -> bool:
+    """Pretrain in the trial unless the study has no pretrain step, the transfer is from scratch,
+    or a pretrain run/model was fixed (--set pretrain_run_id=...)."""
+    return (
+        "pretrain" in spec.steps
+        and str(transfer_params.get("init", "pretrained")) != "scratch"
+        and not transfer_params.get("pretrain_run_id")
+        and not transfer_params.get("pretrain_model")
+    )
+
+
+def run_steps(
+    spec: StudySpec,
+    values: dict[str, Any],
+    *,
+    callbacks: tuple[Any, ...] = (),
+    register: bool,
+    info: dict[str, Any] | None = None,
+) -> Any:
+    """Pretrain (if needed), then transfer from it; returns the transfer StepResult."""
+    from ecg_mlflow.steps.transfer import run_transfer
+
+    info = {} if info is None else info
+    params = spec.step_params(values)
+    transfer = dict(params["transfer"])
+    if needs_pretraining(spec, transfer):
+        from ecg_mlflow.steps.pretrain import run_pretrain
+
+        pretrain_config = config_from_params(PretrainConfig, params["pretrain"])
+        pretrained = run_pretrain(pretrain_config, register=register)
+        info["pretrain_run_id"] = pretrained.run_id
+        transfer["pretrain_run_id"] = pretrained.run_id
+    result = run_transfer(config_from_params(TransferConfig, transfer), callbacks=callbacks, register=register)
+    info["transfer_run_id"] = result.run_id
+    info["transfer_model_uri"] = result.model_uri
+    return result
+
+
+def evaluate_steps(ctx: TrialContext) -> float:
+    """The real objective: the transfer step's validation metric (never a test metric)."""
+    result = run_steps(ctx.spec, ctx.values, callbacks=(ctx.reporter.keras_callback(),), register=False, info=ctx.info)
+    metrics = dict(result.metrics)
+    if ctx.spec.metric not in metrics:
+        raise ObjectiveError(
+            f"the transfer step reported no '{ctx.spec.metric}' "
+            f"(it reported: {', '.join(sorted(metrics)) or 'nothing'})"
+        )
+    value = float(metrics[ctx.spec.metric])
+    if not math.isfinite(value):
+        raise ObjectiveError(f"{ctx.spec.metric}={value} is not a finite number")
+    ctx.info["validation_metrics"] = {k: float(v) for k, v in metrics.items() if k.startswith(("val_", "best_val_"))}
+    return value

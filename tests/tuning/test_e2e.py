@@ -1,0 +1,102 @@
+"""Real tiny studies through the real pretrain/transfer steps (synthetic MIT-BIH, 1 epoch) and the CLI.
+
+Asserts: trials complete with the transfer step's validation macro-F1 as value; the step runs nest
+under the trial's run; trial models are not registered; a pruned trial is PRUNED in Optuna and
+KILLED in MLflow (trial run and transfer step run); `tune best --apply` registers the models.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from ecg_mlflow.cli.tune import app
+from ecg_mlflow.tuning.storage import open_storage
+
+from .helpers import runs_of, write_study
+
+TINY = ["--set", "epochs=1", "--set", "max_beats=120", "--set", "batch_size=32"]
+
+
+def cli(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    return result
+
+
+@pytest.fixture
+def data(synthetic_mitdb, monkeypatch):
+    monkeypatch.setenv("ECG_DATA_DIR", str(synthetic_mitdb))
+    return synthetic_mitdb
+
+
+def step_runs_under(parent_run_id: str) -> list[mlflow.entities.Run]:
+    client = mlflow.MlflowClient()
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+@pytest.mark.slow
+def test_real_study_pretrain_transfer_prune_and_apply_best(tmp_path, tracking, data):
+    storage = f"journal:///{tmp_path}/study.log"
+    space = {
+        "transfer.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+        "freeze": {"type": "categorical", "choices": [False, True]},
+    }
+    study_file = write_study(
+        tmp_path,
+        "real",
+        steps=["pretrain", "transfer"],
+        fixed={"backbone": "mlp", "units": 16, "depth": 2, "dense_units": 8},
+        search_space=space,
+    )
+    result = cli("run", str(study_file), "--n-trials", "2", "--storage", storage, *TINY)
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="real", storage=open_storage(storage).storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+    client = mlflow.MlflowClient()
+    for run in runs_of("real", "trial"):
+        trial = study.trials[int(run.data.tags["optuna.trial_number"])]
+        steps = {r.data.tags.get("ecg_mlflow.step"): r for r in step_runs_under(run.info.run_id)}
+        assert set(steps) == {"pretrain", "transfer"}, "both step runs nest under the trial's run"
+        assert all(r.info.status == "FINISHED" for r in steps.values())
+        assert trial.user_attrs["pretrain_run_id"] == steps["pretrain"].info.run_id
+        assert steps["transfer"].data.params["upstream_run_id"] == steps["pretrain"].info.run_id
+        transfer_metrics = steps["transfer"].data.metrics
+        assert trial.value == pytest.approx(transfer_metrics["best_val_macro_f1"])  # validation, not test
+        assert run.data.metrics["best_val_macro_f1"] == pytest.approx(trial.value)
+        assert not any(k.startswith("test") for k in run.data.metrics)
+        assert run.info.experiment_id == runs_of("real", "tune")[0].info.experiment_id
+    assert client.search_registered_models() == [], "trial models are not registered"
+
+    # Pruning through the Keras callback: ThresholdPruner(lower=2) prunes after the first epoch.
+    pruned_file = write_study(
+        tmp_path,
+        "real-pruned",
+        steps=["transfer"],
+        fixed={"backbone": "mlp", "init": "scratch", "units": 16, "depth": 2, "dense_units": 8},
+        pruner={"type": "threshold", "lower": 2.0},
+        search_space={"learning_rate": space["transfer.learning_rate"]},
+    )
+    result = cli("run", str(pruned_file), "--n-trials", "1", "--storage", storage, *TINY)
+    assert result.exit_code == 0, result.output
+    pruned = optuna.load_study(study_name="real-pruned", storage=open_storage(storage).storage).trials[0]
+    assert pruned.state == TrialState.PRUNED and list(pruned.intermediate_values) == [0]
+    (trial_run,) = runs_of("real-pruned", "trial")
+    assert trial_run.info.status == "KILLED" and trial_run.data.tags["optuna.state"] == "PRUNED"
+    (transfer_run,) = step_runs_under(trial_run.info.run_id)
+    assert transfer_run.info.status == "KILLED"
+
+    # list / show / best --apply
+    listing = cli("list", "--storage", storage)
+    assert listing.exit_code == 0 and "real-pruned" in listing.output
+    shown = cli("show", "real", "--storage", storage)
+    assert shown.exit_code == 0 and "best: trial" in shown.output, shown.output
+    applied = cli("best", "real", "--storage", storage, "--apply")
+    assert applied.exit_code == 0, applied.output
+    assert "transfer_run_id" in applied.output
+    names = {m.name for m in client.search_registered_models()}
+    assert any("mlp" in name for name in names) and len(names) == 2, names

@@ -1,0 +1,153 @@
+"""Study files: the shipped studies load; unknown names and bad ranges are rejected naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransferConfig, parameter_names
+from ecg_mlflow.tuning.spec import StudySpecError, load_study_file, parse_set, parse_study
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+BACKBONE_KNOBS = {"learning_rate", "batch_size", "dropout", "units", "freeze"}
+
+
+def study(**overrides):
+    raw = {
+        "name": "t",
+        "steps": ["pretrain", "transfer"],
+        "fixed": {"backbone": "cnn"},
+        "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+    }
+    raw.update(overrides)
+    return raw
+
+
+def test_every_study_file_loads_and_is_seeded_tpe_on_validation_macro_f1():
+    names = {p.stem for p in STUDIES.glob("*.yaml")}
+    assert {"mlp", "cnn", "lstm", "resnet", "transforms"} <= names
+    for path in STUDIES.glob("*.yaml"):
+        spec = load_study_file(path)
+        assert spec.name == path.stem
+        assert spec.metric == "best_val_macro_f1" and spec.monitor == "val_macro_f1"
+        assert spec.direction == "maximize"
+        assert spec.sampler["type"] == "tpe" and isinstance(spec.sampler["seed"], int)
+        assert spec.pruner["type"] != "none"
+        spec.configs({})  # the fixed values build valid step configs
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "cnn", "lstm", "resnet"])
+def test_backbone_studies_tune_the_backbone(backbone):
+    spec = load_study_file(STUDIES / f"{backbone}.yaml")
+    names = {key.split(".")[-1] for key in spec.search_space}
+    assert names >= BACKBONE_KNOBS
+    if backbone in ("cnn", "resnet"):
+        assert "kernel_size" in names
+    assert spec.fixed["backbone"] == backbone
+    # Size parameters reach both steps: the transfer step loads the pretrained encoder.
+    params = spec.step_params({"units": 16})
+    assert params["pretrain"]["units"] == params["transfer"]["units"] == 16
+
+
+def test_transforms_study_tunes_magnitudes_and_head_weights():
+    spec = load_study_file(STUDIES / "transforms.yaml")
+    expected = {"noise_std", "shuffle_segments", "stretch_factor", "squeeze_factor", "scale_factor"}
+    assert expected <= set(spec.search_space)
+    assert {f"head_weights.{t}" for t in TRANSFORM_NAMES} <= set(spec.search_space)
+    values = {f"head_weights.{t}": float(i + 1) for i, t in enumerate(TRANSFORM_NAMES)}
+    configs = spec.configs({**values, "noise_std": 0.1})
+    assert configs["pretrain"].head_weights == tuple(float(i + 1) for i in range(8))
+    assert configs["pretrain"].transforms.noise_std == 0.1
+    assert "noise_std" not in spec.step_params({})["transfer"]
+
+
+def test_parameter_names_come_from_the_configs():
+    names = parameter_names(TransferConfig) | parameter_names(PretrainConfig)
+    for path in STUDIES.glob("*.yaml"):
+        raw = yaml.safe_load(path.read_text())
+        for key in [*raw.get("fixed", {}), *raw.get("search_space", {})]:
+            bare = key.split(".", 1)[1] if key.split(".")[0] in ("pretrain", "transfer") else key
+            assert bare.split(".")[0] in names, key
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"search_space": {"learning_rat": {"type": "float", "low": 0.1, "high": 0.2}}}, "learning_rat"),
+        ({"fixed": {"backbone": "cnn", "epoch": 1}}, "epoch"),
+        ({"colour": "red"}, "colour"),
+        ({"search_space": {"dropout": {"type": "float", "low": 0.5, "high": 0.1}}}, "search_space.dropout"),
+        ({"search_space": {"learning_rate": {"type": "float", "low": 0, "high": 0.1, "log": True}}}, "learning_rate"),
+        ({"search_space": {"noise_std": {"type": "float", "low": 0.1, "high": 1.5}}}, "search_space.noise_std"),
+        ({"search_space": {"dropout": {"type": "float", "low": 0.0, "high": 0.95}}}, "search_space.dropout"),
+        ({"search_space": {"units": {"type": "float", "low": 8, "high": 64}}}, "search_space.units"),
+        ({"search_space": {"units": {"type": "int", "low": 0, "high": 64}}}, "search_space.units"),
+        ({"search_space": {"freeze": {"type": "int", "low": 0, "high": 1}}}, "search_space.freeze"),
+        ({"search_space": {"batch_size": {"type": "categorical", "choices": []}}}, "search_space.batch_size"),
+        ({"search_space": {"backbone": {"type": "categorical", "choices": ["cnn", "gru"]}}}, "search_space.backbone"),
+        ({"search_space": {"dropout": {"type": "float", "low": 0.0, "high": 0.5, "lo": 1}}}, "search_space.dropout.lo"),
+        ({"search_space": {"transfer.noise_std": {"type": "float", "low": 0.1, "high": 0.2}}}, "transfer.noise_std"),
+        ({"search_space": {"head_weights.blur": {"type": "float", "low": 0.1, "high": 2}}}, "head_weights.blur"),
+        ({"search_space": {"pretrain_run_id": ["a", "b"]}}, "pretrain_run_id"),
+        ({"objective": {"metric": "test_macro_f1"}}, "objective.metric"),
+        ({"objective": {"direction": "up"}}, "objective.direction"),
+        ({"sampler": {"type": "tpe", "sed": 1}}, "sampler.sed"),
+        ({"sampler": {"type": "cmaes"}}, "sampler.type"),
+        ({"pruner": {"type": "median", "n_warmup_steps": "x"}}, "pruner"),
+        ({"steps": ["transfer", "pretrain"]}, "steps"),
+        ({"fixed": {"backbone": "cnn", "squeeze_factor": 1.5}}, "fixed.squeeze_factor"),
+    ],
+)
+def test_bad_study_is_rejected_naming_the_key(change, message):
+    with pytest.raises(StudySpecError, match=message.replace(".", r"\.")):
+        parse_study(study(**change), source="studies/t.yaml")
+
+
+def test_message_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(study(search_space={"nois_std": {"type": "float", "low": 0.1, "high": 0.2}})))
+    with pytest.raises(StudySpecError, match=r"bad\.yaml: .*nois_std"):
+        load_study_file(path)
+
+
+def test_yaml_exponent_without_dot_is_a_number():
+    spec = parse_study(yaml.safe_load("search_space: {learning_rate: {type: float, low: 1e-4, high: 1e-2, log: true}}"))
+    assert spec.search_space["learning_rate"].low == pytest.approx(1e-4)
+
+
+def test_set_fixes_a_parameter_and_beats_scoped_file_values():
+    raw = study(fixed={"backbone": "cnn", "transfer.epochs": 20, "pretrain.epochs": 5})
+    spec = parse_study(raw, overrides=parse_set(["epochs=1", "learning_rate=0.003", "max_beats=300"]))
+    assert "learning_rate" not in spec.search_space
+    params = spec.step_params({})
+    assert params["pretrain"]["epochs"] == params["transfer"]["epochs"] == 1
+    assert params["transfer"]["learning_rate"] == 0.003 and params["transfer"]["max_beats"] == 300
+    with pytest.raises(StudySpecError, match="--set epochz"):
+        parse_study(raw, overrides=parse_set(["epochz=1"]))
+    with pytest.raises(StudySpecError, match="--set"):
+        parse_set(["epochs"])
+    with pytest.raises(StudySpecError, match=r"fixed\.epochs"):
+        parse_study(raw, overrides=parse_set(["epochs=0"]))
+
+
+def test_scoped_values_win_and_dataset_goes_to_transfer_only():
+    spec = parse_study(study(fixed={"backbone": "cnn", "epochs": 3, "transfer.epochs": 7, "dataset": "ptb"}))
+    params = spec.step_params({})
+    assert params["pretrain"]["epochs"] == 3 and params["transfer"]["epochs"] == 7
+    assert params["transfer"]["dataset"] == "ptb" and "dataset" not in params["pretrain"]
+    spec.configs({})  # pretraining stays on MIT-BIH
+
+
+def test_suggest_covers_every_type():
+    import optuna
+
+    spec = load_study_file(STUDIES / "cnn.yaml")
+    study_ = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study_.ask()
+    values = {k: p.suggest(trial) for k, p in spec.search_space.items()}
+    configs = spec.configs(values)
+    assert configs["transfer"].model.kernel_size % 2 == 1
+    assert configs["transfer"].batch_size in (32, 64, 128, 256)
+    assert isinstance(configs["transfer"].freeze, bool)

@@ -8,7 +8,7 @@ DATASET ?= mit
 PROFILE ?= quick
 PYTEST_ARGS ?=
 
-.PHONY: setup test study lint
+.PHONY: setup test test-all study lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ lint: setup
 	$(BIN)/ruff check ecg_mlflow tests benchmarks
 	$(BIN)/ruff format --check ecg_mlflow tests benchmarks
 
+# The default run: everything but the tests marked slow (multi-process `mlflow run` chains,
+# parallel tuning workers); a few minutes.
 test: lint
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# CI: every test, slow ones included; the real-data tests run when ECG_DATA_DIR has mitdb/.
+test-all: lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 study: setup

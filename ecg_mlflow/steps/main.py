@@ -79,7 +79,8 @@ def run_entry_point(
 ) -> tuple[Run, bool]:
     """Run (or reuse) one child step; returns (the FINISHED run, whether it was reused)."""
     root = project_root()
-    params = {key: str(value) for key, value in parameters.items()}
+    # Empty values are left to the entry point's default: MLflow logs them shell-quoted ("''").
+    params = {key: str(value) for key, value in parameters.items() if str(value) != ""}
     git_commit = get_git_commit(str(root))
     if reuse:
         found = find_finished_run(experiment_id, entry_point, params, git_commit)

@@ -23,6 +23,8 @@ from ecg_mlflow.models.backbones import build_encoder
 from ecg_mlflow.tracking.encoder import download_encoder
 from ecg_mlflow.tracking.upstream import UpstreamError
 
+pytestmark = pytest.mark.slow  # six `mlflow run` subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"epochs": "1", "batch_size": "32", "max_beats": "120"}
 EXPERIMENT = "chain"

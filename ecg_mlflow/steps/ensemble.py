@@ -55,7 +55,8 @@ def run_ensemble(
         mlflow.log_param("member_run_ids", ",".join(m.run_id for m in members))
         seed_everything(config.seed)
         dataset = load_dataset(config.data, progress=verbose > 0)
-        log_dataset_input(dataset, context="train")
+        for context in ("train", "val", "test"):
+            log_dataset_input(dataset, context=context)
         n_classes = len(dataset.class_names)
         models = [mlflow.keras.load_model(member.model_uri) for member in members]
         model = compile_classifier(

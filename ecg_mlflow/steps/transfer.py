@@ -120,7 +120,8 @@ def run_transfer(
             mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
         seed_everything(config.seed)
         dataset = load_dataset(config.data, progress=verbose > 0)
-        log_dataset_input(dataset, context="train")
+        for context in ("train", "val", "test"):
+            log_dataset_input(dataset, context=context)
         x_train, y_train = label_subset(dataset, config.label_fraction, config.seed)
         mlflow.log_param("train_beats", len(x_train))
 

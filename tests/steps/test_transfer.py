@@ -1,0 +1,62 @@
+"""The transfer step in-process on a tiny dataset: first-use pretraining, freeze, label fraction, PTB."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ecg_mlflow.config import DataConfig, TransferConfig
+from ecg_mlflow.steps.transfer import run_transfer
+
+TINY = DataConfig(max_beats=80)
+
+
+@pytest.fixture(scope="module")
+def first_use(tracked):
+    """Nothing registered yet: the default models:/ecg-ssl-mlp@current is pretrained on the way."""
+    mlflow.set_experiment("transfer")
+    return run_transfer(TransferConfig(backbone="mlp", epochs=1, batch_size=32, freeze=True, data=TINY), verbose=0)
+
+
+def test_first_transfer_pretrains_the_default_upstream(first_use) -> None:
+    client = MlflowClient()
+    transfer = client.get_run(first_use.run_id)
+    upstream_id = transfer.data.tags["ecg_mlflow.upstream_run_id"]
+    upstream = client.get_run(upstream_id)
+    assert upstream.data.tags["ecg_mlflow.step"] == "pretrain" and upstream.info.status == "FINISHED"
+    assert upstream.data.tags["mlflow.parentRunId"] == first_use.run_id  # nested: the lineage shows in the UI
+    assert str(client.get_model_version_by_alias("ecg-ssl-mlp", "current").run_id) == upstream_id
+    assert str(client.get_model_version_by_alias("ecg-mit-mlp", "current").run_id) == first_use.run_id
+
+
+def test_frozen_encoder_keeps_its_pretrained_weights(first_use) -> None:
+    from ecg_mlflow.models.classifier import encoder_of
+    from ecg_mlflow.tracking.encoder import weights_digest
+
+    model = mlflow.keras.load_model(first_use.model_uri)
+    tags = MlflowClient().get_run(first_use.run_id).data.tags
+    assert weights_digest(encoder_of(model)) == tags["ecg_mlflow.init_encoder_digest"]
+
+
+def test_label_fraction_uses_a_stratified_share_of_the_training_labels(first_use) -> None:
+    full = MlflowClient().get_run(first_use.run_id).data.params["train_beats"]
+    half = run_transfer(
+        TransferConfig(backbone="mlp", epochs=1, batch_size=32, label_fraction=0.5, data=TINY), verbose=0
+    )
+    params = MlflowClient().get_run(half.run_id).data.params
+    assert abs(int(params["train_beats"]) - int(full) / 2) <= 5  # rounding per class
+
+
+def test_scratch_baseline_on_ptb(tracked, synthetic_ptbdb, monkeypatch) -> None:
+    monkeypatch.setenv("ECG_DATA_DIR", str(synthetic_ptbdb))
+    mlflow.set_experiment("transfer")
+    result = run_transfer(
+        TransferConfig(backbone="cnn", init="scratch", epochs=1, batch_size=16, data=DataConfig(dataset="ptb")),
+        verbose=0,
+    )
+    run = MlflowClient().get_run(result.run_id)
+    assert 0.0 <= run.data.metrics["test_roc_auc"] <= 1.0
+    assert {"test_f1_normal", "test_f1_mi", "test_macro_f1"} <= set(run.data.metrics)
+    assert "ecg_mlflow.upstream_run_id" not in run.data.tags
+    assert str(MlflowClient().get_model_version_by_alias("ecg-ptb-cnn", "scratch").run_id) == result.run_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,24 @@ def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated_cache(monkeypatch: pytest.MonkeyPatch, session_cache_dir: Path) -> None:
     """No test writes built datasets to ~/.cache: ECG_CACHE_DIR is a per-session temp dir."""
     monkeypatch.setenv("ECG_CACHE_DIR", str(session_cache_dir))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No MLflow experiment or run leaks from one test into the next.
+
+    mlflow.set_experiment writes MLFLOW_EXPERIMENT_ID into os.environ (for subprocesses) and
+    keeps a module-global active experiment: a later test on a fresh tracking store would
+    then point at an experiment that store does not have.
+    """
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    fluent._active_experiment_id = None
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    fluent._active_experiment_id = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +38,6 @@ class Evaluation:
     confusion: np.ndarray
     report: dict
     class_names: tuple[str, ...]
-    extras: dict = field(default_factory=dict)
 
 
 def macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
@@ -53,7 +52,7 @@ def evaluate_predictions(
     """Metrics from integer labels and (n, n_classes) probabilities."""
     labels = np.arange(len(class_names))
     y_pred = proba.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     metrics = {
         f"{prefix}accuracy": float(accuracy_score(y_true, y_pred)),
         f"{prefix}macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
@@ -74,7 +73,6 @@ def evaluate_predictions(
         confusion=confusion_matrix(y_true, y_pred, labels=labels),
         report=report,
         class_names=tuple(class_names),
-        extras={"support": support.tolist()},
     )
 
 

@@ -45,11 +45,12 @@ class RepresentationBatches(keras.utils.PyDataset):
         super().__init__()
         self.beats, self.transforms, self.batch_size, self.seed = beats, transforms, batch_size, seed
         self.epoch = 0
+        self.x: np.ndarray | None = None
         self._draw()
 
     def _draw(self) -> None:
         rng = np.random.default_rng([self.seed, 0, self.epoch])
-        self.x, self.y = build_representation_set(self.beats, self.transforms, rng)
+        self.x, self.y = build_representation_set(self.beats, self.transforms, rng, out=self.x)
         self.order = rng.permutation(len(self.x))
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ from ecg_mlflow.data.dataset import BeatDataset, load_dataset
 from ecg_mlflow.data.splits import stratified_subset
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import build_classifier, compile_classifier
+from ecg_mlflow.steps.pretrain import run_pretrain
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
@@ -55,8 +56,6 @@ def resolve_pretrain_run(config: TransferConfig) -> UpstreamRun:
             run_id_from_model_uri(model_uri)
         except UpstreamError:
             log.warning("%s is not registered yet: pretraining one first with default parameters", model_uri)
-            from ecg_mlflow.steps.pretrain import run_pretrain
-
             pretrain_data = replace(
                 config.data, dataset="mit", split="intra" if config.data.dataset == "ptb" else config.data.split
             )

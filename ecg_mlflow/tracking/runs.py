@@ -75,10 +75,3 @@ def _param_value(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return ",".join(str(v) for v in value)
     return value
-
-
-def log_metrics_safely(metrics: Mapping[str, float], step: int | None = None) -> None:
-    """Log the numeric entries only: Keras logs may carry non-numbers (e.g. a learning-rate schedule)."""
-    clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
-    if clean:
-        mlflow.log_metrics(clean, step=step)

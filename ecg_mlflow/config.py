@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from ecg_mlflow.data.context import CONTEXT_KINDS
+from ecg_mlflow.data.databases import training_datasets
 
 TRANSFORM_NAMES: tuple[str, ...] = (
     "original",
@@ -23,13 +26,16 @@ TRANSFORM_NAMES: tuple[str, ...] = (
     "scale",
 )
 BACKBONES: tuple[str, ...] = ("mlp", "cnn", "lstm", "resnet")
-DATASETS: tuple[str, ...] = ("mit", "ptb")
+DATASETS: tuple[str, ...] = tuple(training_datasets())
 SPLITS: tuple[str, ...] = ("intra", "inter")
 SOURCES: tuple[str, ...] = ("physionet", "kaggle")
-CLASS_NAMES: dict[str, tuple[str, ...]] = {
-    "mit": ("N", "S", "V", "F", "Q"),
-    "ptb": ("normal", "mi"),
-}
+CLASS_NAMES: dict[str, tuple[str, ...]] = {name: db.class_names for name, db in training_datasets().items()}
+# Self-supervised pretraining reads this dataset's training split (the paper: MIT-BIH beats).
+PRETRAIN_DATASET = "mit"
+# Context beside each beat (data/context.py): none (the paper), rr (R-R features), rr_template (+ likeness
+# to the patient's own beats).
+CONTEXTS: tuple[str, ...] = tuple(CONTEXT_KINDS)
+CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
 BEAT_LENGTH = 187
 SAMPLING_RATE = 125
 
@@ -87,9 +93,10 @@ class DataConfig:
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("source", self.source, SOURCES)
         _check_choice("split", self.split, SPLITS)
-        if self.dataset == "ptb" and self.split == "inter":
+        if self.split == "inter" and training_datasets()[self.dataset].inter_split is None:
             raise ConfigError(
-                "split='inter' is defined for MIT-BIH only (de Chazal DS1/DS2); use split='intra' for ptb"
+                f"split='inter' is not defined for {self.dataset} (no patient-wise record sets are declared); "
+                "use split='intra'"
             )
         _check_range("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
         _check_range("val_fraction", self.val_fraction, 0.0, 0.9, low_open=True)
@@ -203,8 +210,8 @@ class PretrainConfig:
             raise ConfigError(
                 f"head_weights needs {len(TRANSFORM_NAMES)} non-negative numbers, got {self.head_weights}"
             )
-        if self.data.dataset != "mit":
-            raise ConfigError("pretraining uses MIT-BIH beats (dataset='mit'), as in the paper")
+        if self.data.dataset != PRETRAIN_DATASET:
+            raise ConfigError(f"pretraining uses MIT-BIH beats (dataset={PRETRAIN_DATASET!r}), as in the paper")
         if self.model is None:
             object.__setattr__(self, "model", BACKBONE_DEFAULTS[self.backbone])
 
@@ -224,12 +231,16 @@ class TransferConfig:
     label_fraction: float = 1.0
     patience: int = 5
     seed: int = 0
+    context: str = "none"
+    class_weight: str = "none"
     model: BackboneConfig | None = None
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, BACKBONES)
         _check_choice("init", self.init, ("pretrained", "scratch"))
+        _check_choice("context", self.context, CONTEXTS)
+        _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         _check_training(self.epochs, self.batch_size, self.learning_rate)
         _check_range("label_fraction", self.label_fraction, 0.0, 1.0, low_open=True)
         if self.pretrain_run_id and self.pretrain_model:
@@ -256,9 +267,13 @@ class EnsembleConfig:
     learning_rate: float = 1e-4
     patience: int = 5
     seed: int = 0
+    context: str = "none"
+    class_weight: str = "none"
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
+        _check_choice("context", self.context, CONTEXTS)
+        _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         if not self.members:
             raise ConfigError("members needs at least one backbone")
         for member in self.members:
@@ -393,11 +408,11 @@ def _coerce(config_cls: type, name: str, value: Any) -> Any:
 PARAMETER_HELP: dict[str, str] = {
     "dataset": "mit (5 AAMI classes) or ptb (normal vs MI)",
     "source": "physionet (build beats from WFDB records) or kaggle (import the Kaggle CSVs)",
-    "split": "intra: stratified random beat split (the paper); inter: de Chazal DS1/DS2 (MIT only)",
+    "split": "intra: stratified random beat split (the paper); inter: patient-wise, de Chazal DS1/DS2 (MIT only)",
     "data_dir": "folder with mitdb/, ptbdb/ or kaggle/ (default: $ECG_DATA_DIR, then ./data)",
     "cache_dir": "built-dataset cache (default: $ECG_CACHE_DIR, then ~/.cache/ecg-mlflow)",
     "test_fraction": "share of beats held out as the test split (intra split)",
-    "val_fraction": "share of the training part carved out for validation / model selection",
+    "val_fraction": "share of the training part held out for validation (inter: whole records) / model selection",
     "split_seed": "seed of the train/val/test split",
     "max_beats": "cap on training beats for quick runs (0 = all)",
     "backbone": "mlp | cnn | lstm | resnet",
@@ -423,6 +438,8 @@ PARAMETER_HELP: dict[str, str] = {
     "freeze": "true: keep the encoder fixed; false: fine-tune it (the paper)",
     "label_fraction": "stratified fraction of the training labels to use (label efficiency)",
     "patience": "early-stopping patience on validation macro-F1 (0 = train all epochs)",
+    "context": "second input beside each beat: none (the paper), rr (R-R intervals), rr_template (+ patient template)",
+    "class_weight": "none, or balanced: loss weights inverse to class frequency (rare S, F beats)",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
 }
@@ -485,6 +502,8 @@ class ChainConfig:
     profile: str = "quick"
     backbones: tuple[str, ...] = DEFAULT_ENSEMBLE_MEMBERS
     split: str = "intra"
+    context: str = "none"
+    class_weight: str = "none"
     seed: int = 0
     data_dir: str = ""
     cache_dir: str = ""
@@ -494,6 +513,8 @@ class ChainConfig:
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("profile", self.profile, tuple(PROFILES))
         _check_choice("split", self.split, SPLITS)
+        _check_choice("context", self.context, CONTEXTS)
+        _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         for backbone in self.backbones:
             _check_choice("backbones", backbone, BACKBONES)
 
@@ -503,8 +524,33 @@ class ChainConfig:
         return profile if self.max_beats == UNSET else replace(profile, max_beats=self.max_beats)
 
 
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """A trained classifier on every beat of a database: cross-database (or whole-database) evaluation."""
+
+    positional: ClassVar[tuple[str, ...]] = ("model_uri",)
+
+    model_uri: str = ""
+    database: str = "mitdb"
+    data_dir: str = ""
+    cache_dir: str = ""
+    records: tuple[str, ...] = ()
+    download: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.model_uri:
+            raise ConfigError("model_uri is required: a models:/name@alias, models:/name/version or runs:/ URI")
+        from ecg_mlflow.data.databases import DATABASES
+
+        _check_choice("database", self.database, tuple(DATABASES))
+
+
 PARAMETER_HELP.update(
     {
+        "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",
+        "database": "database to evaluate on: mitdb, svdb, incartdb, nstdb, ptbdb, wfdb (the --data-dir folder itself)",
+        "records": "comma-separated record names to evaluate on (default: every annotated record)",
+        "download": "download the database with wfdb when its folder is missing or empty",
         "profile": "quick (minutes on 2 cores) or paper (5/20/20 epochs, batch 64, all beats)",
         "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
     }

@@ -2,8 +2,13 @@
 
 Metric names: test_accuracy, test_macro_f1, test_weighted_f1, test_roc_auc
 (one-vs-rest macro for more than two classes), and per class
-test_precision_<c>, test_recall_<c>, test_f1_<c>. Artifacts under evaluation/:
-confusion_matrix.png/.json, classification_report.txt/.json, curves.png.
+test_precision_<c>, test_recall_<c>, test_f1_<c>. The measures ECG papers report (AAMI EC57)
+come beside them: per class sensitivity test_se_<c> and positive predictivity test_ppv_<c>
+(the same numbers as recall and precision, under the names the literature uses), and the
+macro-F1 over the database's headline classes (test_macro_f1_nsv for N, S, V).
+Artifacts under evaluation/: confusion_matrix.png/.json, confusion_dechazal.md (algorithm
+labels as rows, reference labels as columns, as in de Chazal et al. 2004),
+classification_report.txt/.json, curves.png.
 """
 
 from __future__ import annotations
@@ -41,13 +46,20 @@ class Evaluation:
 
 
 def macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
-    return float(
-        f1_score(y_true, proba.argmax(axis=1), average="macro", labels=np.arange(proba.shape[1]), zero_division=0)
-    )
+    """Macro-F1 over the classes present in y_true: the model-selection score.
+
+    A class absent from the validation split (Q among the held-out MIT records) has no F1 to
+    earn, so counting it as 0 would only add a constant; it is left out instead.
+    """
+    return float(f1_score(y_true, proba.argmax(axis=1), average="macro", labels=np.unique(y_true), zero_division=0))
 
 
 def evaluate_predictions(
-    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str], prefix: str = "test_"
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    class_names: Sequence[str],
+    prefix: str = "test_",
+    headline_classes: Sequence[str] = (),
 ) -> Evaluation:
     """Metrics from integer labels and (n, n_classes) probabilities."""
     labels = np.arange(len(class_names))
@@ -62,6 +74,14 @@ def evaluate_predictions(
         metrics[f"{prefix}precision_{name}"] = float(p)
         metrics[f"{prefix}recall_{name}"] = float(r)
         metrics[f"{prefix}f1_{name}"] = float(f)
+        metrics[f"{prefix}se_{name}"] = float(r)
+        metrics[f"{prefix}ppv_{name}"] = float(p)
+    if headline_classes:
+        headline = [list(class_names).index(c) for c in headline_classes]
+        suffix = "".join(headline_classes).lower()
+        metrics[f"{prefix}macro_f1_{suffix}"] = float(
+            f1_score(y_true, y_pred, average="macro", labels=headline, zero_division=0)
+        )
     auc = _roc_auc(y_true, proba, len(class_names))
     if auc is not None:
         metrics[f"{prefix}roc_auc"] = auc
@@ -96,11 +116,26 @@ def log_evaluation(evaluation: Evaluation, history: Mapping[str, Sequence[float]
         (folder / "confusion_matrix.json").write_text(
             json.dumps({"labels": list(evaluation.class_names), "matrix": evaluation.confusion.tolist()}, indent=2)
         )
+        (folder / "confusion_dechazal.md").write_text(dechazal_table(evaluation))
         (folder / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))
         (folder / "classification_report.txt").write_text(format_report(evaluation))
         if history:
             plot_history(history, folder / "curves.png")
         mlflow.log_artifacts(str(folder), EVALUATION_DIR)
+
+
+def dechazal_table(evaluation: Evaluation) -> str:
+    """The confusion matrix as de Chazal et al. 2004 print it: algorithm label rows, reference label columns."""
+    names = evaluation.class_names
+    lines = [
+        "| algorithm \\ reference | " + " | ".join(names) + " |",
+        "| --- " * (len(names) + 1) + "|",
+    ]
+    for j, name in enumerate(names):
+        lines.append(
+            f"| {name.lower()} | " + " | ".join(str(int(evaluation.confusion[i, j])) for i in range(len(names))) + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def format_report(evaluation: Evaluation) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecg_mlflow.cli.options import exposed_parameters
+from ecg_mlflow.cli.options import exposed_parameters, positional_parameters
 from ecg_mlflow.cli.steps import BASELINE_FIXED, PRETRAIN_FIXED
-from ecg_mlflow.config import ChainConfig, EnsembleConfig, PretrainConfig, TransferConfig
+from ecg_mlflow.config import ChainConfig, EnsembleConfig, EvaluateConfig, PretrainConfig, TransferConfig
 
 # entry point -> (CLI command, config class, parameters fixed by the command)
 ENTRY_POINTS: dict[str, tuple[str, type, dict[str, Any]]] = {
@@ -19,6 +19,7 @@ ENTRY_POINTS: dict[str, tuple[str, type, dict[str, Any]]] = {
     "transfer": ("transfer", TransferConfig, {}),
     "baseline": ("baseline", TransferConfig, BASELINE_FIXED),
     "ensemble": ("ensemble", EnsembleConfig, {}),
+    "evaluate": ("evaluate", EvaluateConfig, {}),
 }
 _MLFLOW_TYPES = {"int": "float", "float": "float", "str": "string", "bool": "string"}
 
@@ -46,7 +47,10 @@ def render_mlproject() -> str:
         lines.append("    parameters:")
         for name, (kind, default) in parameters.items():
             lines.append(f"      {name}: {{type: {_MLFLOW_TYPES[kind]}, default: {_yaml_scalar(default)}}}")
-        options = " ".join(f"--{name.replace('_', '-')} {{{name}}}" for name in parameters)
+        positional = positional_parameters(config_cls)
+        options = " ".join(
+            f"{{{name}}}" if name in positional else f"--{name.replace('_', '-')} {{{name}}}" for name in parameters
+        )
         lines.append(f'    command: "python -m ecg_mlflow {command} {options}"')
     return "\n".join(lines) + "\n"
 

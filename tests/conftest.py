@@ -41,25 +41,31 @@ def beat_positions(seconds: float, fs: int, rng: np.random.Generator) -> np.ndar
     return peaks[peaks < (seconds - 0.5) * fs].astype(np.int64)
 
 
-def write_mit_record(directory: Path, record: str, leads: list[str], seconds: float, seed: int) -> dict[str, int]:
-    """One synthetic MIT-BIH-like record (.hea/.dat/.atr); returns the written beat-symbol counts."""
+def write_mit_record(
+    directory: Path, record: str, leads: list[str], seconds: float, seed: int, fs: int = MIT_FS, main_lead: str = "MLII"
+) -> dict[str, int]:
+    """One synthetic annotated record (.hea/.dat/.atr), MIT-BIH-like by default; returns the beat-symbol counts.
+
+    `main_lead` carries the clear R spikes (MLII; II for INCART-like, ECG1 for SVDB-like records);
+    the other leads are smaller and inverted.
+    """
     rng = np.random.default_rng(seed)
-    n = int(seconds * MIT_FS)
-    peaks = beat_positions(seconds, MIT_FS, rng)
-    mlii = synthetic_ecg(n, MIT_FS, peaks, rng)
-    other = synthetic_ecg(n, MIT_FS, peaks, rng, amplitude=-0.5)
-    columns = [mlii if name == "MLII" else other for name in leads]
-    if "MLII" not in leads:
-        columns[0] = mlii
+    n = int(seconds * fs)
+    peaks = beat_positions(seconds, fs, rng)
+    main = synthetic_ecg(n, fs, peaks, rng)
+    other = synthetic_ecg(n, fs, peaks, rng, amplitude=-0.5)
+    columns = [main if name == main_lead else other for name in leads]
+    if main_lead not in leads:
+        columns[0] = main
     wfdb.wrsamp(
         record,
-        fs=MIT_FS,
-        units=["mV", "mV"],
+        fs=fs,
+        units=["mV"] * len(leads),
         sig_name=leads,
         p_signal=np.column_stack(columns),
-        fmt=["212", "212"],
-        adc_gain=[200.0, 200.0],
-        baseline=[1024, 1024],
+        fmt=["212"] * len(leads),
+        adc_gain=[200.0] * len(leads),
+        baseline=[1024] * len(leads),
         write_dir=str(directory),
     )
     symbols = [SYMBOL_CYCLE[i % len(SYMBOL_CYCLE)] for i in range(len(peaks))]
@@ -83,7 +89,28 @@ def synthetic_mitdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
-PTB_LEADS = ["i", "ii", "iii", "avr"]
+# PTB records carry 15 signals: the 12 standard leads and the 3 Frank leads.
+INCART_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+@pytest.fixture(scope="session")
+def synthetic_other_databases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DATA_DIR with SVDB-like (128 Hz, ECG1/ECG2) and INCART-like (257 Hz, 12 leads) annotated records."""
+    data_dir = tmp_path_factory.mktemp("synthetic_other")
+    layouts = {
+        "svdb": (["800", "801"], ["ECG1", "ECG2"], 128, "ECG1"),
+        "incartdb": (["I01", "I02"], INCART_LEADS, 257, "II"),
+    }
+    for db, (records, leads, fs, main_lead) in layouts.items():
+        folder = data_dir / db
+        folder.mkdir()
+        for i, record in enumerate(records):
+            write_mit_record(folder, record, leads, seconds=60.0, seed=200 + i, fs=fs, main_lead=main_lead)
+        (folder / "RECORDS").write_text("\n".join(records) + "\n")
+    return data_dir
+
+
+PTB_LEADS = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6", "vx", "vy", "vz"]
 SYNTHETIC_PTB_RECORDS: dict[str, str] = {
     "patient001/s0010_re": "Myocardial infarction",
     "patient001/s0014lre": "Myocardial infarction",
@@ -94,23 +121,25 @@ SYNTHETIC_PTB_RECORDS: dict[str, str] = {
 
 
 def write_ptb_record(directory: Path, record: str, reason: str, seconds: float, seed: int) -> int:
-    """One synthetic PTB-like record (1000 Hz, leads i ii iii avr, diagnosis in the header); returns #beats."""
+    """One synthetic PTB-like record (1000 Hz, 15 leads, diagnosis in the header); returns #beats."""
     rng = np.random.default_rng(seed)
     n = int(seconds * PTB_FS)
     peaks = beat_positions(seconds, PTB_FS, rng)
     lead_ii = synthetic_ecg(n, PTB_FS, peaks, rng)
-    signals = np.column_stack([0.6 * lead_ii, lead_ii, 0.4 * lead_ii, -0.5 * lead_ii])
+    gains = np.linspace(-0.5, 0.8, len(PTB_LEADS))
+    gains[1] = 1.0
+    signals = np.column_stack([g * lead_ii for g in gains])
     target = directory / Path(record).parent
     target.mkdir(parents=True, exist_ok=True)
     wfdb.wrsamp(
         Path(record).name,
         fs=PTB_FS,
-        units=["mV"] * 4,
+        units=["mV"] * len(PTB_LEADS),
         sig_name=PTB_LEADS,
         p_signal=signals,
-        fmt=["16"] * 4,
-        adc_gain=[2000.0] * 4,
-        baseline=[0] * 4,
+        fmt=["16"] * len(PTB_LEADS),
+        adc_gain=[2000.0] * len(PTB_LEADS),
+        baseline=[0] * len(PTB_LEADS),
         comments=["age: 60", "sex: male", f"Reason for admission: {reason}"],
         write_dir=str(target),
     )

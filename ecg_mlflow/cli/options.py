@@ -24,9 +24,13 @@ def config_command(
     """A function typer can register whose options are the config's parameters (less the `fixed` ones)."""
     fixed = fixed or {}
     parameters = []
+    positional = positional_parameters(config_cls)
     for name, (kind, default) in exposed_parameters(config_cls, fixed).items():
         value = str(default).lower() if kind == "bool" else default
-        option = typer.Option(value, f"--{name.replace('_', '-')}", help=PARAMETER_HELP.get(name, ""))
+        if name in positional:
+            option = typer.Argument(..., help=PARAMETER_HELP.get(name, ""), show_default=False, metavar=name.upper())
+        else:
+            option = typer.Option(value, f"--{name.replace('_', '-')}", help=PARAMETER_HELP.get(name, ""))
         parameters.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=_PY_TYPES[kind])
         )
@@ -43,6 +47,11 @@ def config_command(
     command.__annotations__ = {p.name: p.annotation for p in parameters}
     command.__doc__ = doc
     return command
+
+
+def positional_parameters(config_cls: type) -> tuple[str, ...]:
+    """Parameters given as arguments rather than --options (`ecg-mlflow evaluate MODEL_URI`)."""
+    return tuple(getattr(config_cls, "positional", ()))
 
 
 def exposed_parameters(config_cls: type, fixed: dict[str, Any] | None = None) -> dict[str, tuple[str, Any]]:

@@ -9,12 +9,30 @@ from typing import Any
 import typer
 
 from ecg_mlflow.cli.options import config_command
-from ecg_mlflow.config import ChainConfig, EnsembleConfig, PretrainConfig, TransferConfig
+from ecg_mlflow.config import (
+    PRETRAIN_DATASET,
+    ChainConfig,
+    EnsembleConfig,
+    EvaluateConfig,
+    PretrainConfig,
+    TransferConfig,
+)
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.tracking.upstream import UpstreamError
 
 USER_ERRORS = (DataError, UpstreamError, FileNotFoundError, ValueError)
+HEADLINE_METRICS = (
+    "test_accuracy",
+    "test_macro_f1",
+    "test_se_S",
+    "test_ppv_S",
+    "test_se_V",
+    "test_ppv_V",
+    "best_val",
+    "val_mean",
+    "val_acc_",
+)
 
 
 def report(step: Callable[[Any], StepResult]) -> Callable[[Any], None]:
@@ -33,7 +51,7 @@ def report(step: Callable[[Any], StepResult]) -> Callable[[Any], None]:
         if result.registered_version:
             typer.echo(f"registered_version: {result.registered_version}")
         for key in sorted(result.metrics):
-            if key.startswith(("test_accuracy", "test_macro_f1", "best_val", "val_mean", "val_acc_")):
+            if key.startswith(HEADLINE_METRICS):
                 typer.echo(f"{key}: {result.metrics[key]:.4f}")
 
     return run
@@ -51,13 +69,19 @@ def _transfer(config: TransferConfig) -> StepResult:
     return run_transfer(config)
 
 
+def _evaluate(config: EvaluateConfig) -> StepResult:
+    from ecg_mlflow.steps.evaluate import run_evaluate
+
+    return run_evaluate(config)
+
+
 def _ensemble(config: EnsembleConfig) -> StepResult:
     from ecg_mlflow.steps.ensemble import run_ensemble
 
     return run_ensemble(config)
 
 
-PRETRAIN_FIXED = {"dataset": "mit"}
+PRETRAIN_FIXED = {"dataset": PRETRAIN_DATASET}
 pretrain = config_command(
     PretrainConfig,
     report(_pretrain),
@@ -73,6 +97,13 @@ ensemble = config_command(
     EnsembleConfig,
     report(_ensemble),
     "Average the transfer classifiers' outputs and train the ensemble again; registers ecg-<dataset>-ensemble.",
+)
+
+
+evaluate = config_command(
+    EvaluateConfig,
+    report(_evaluate),
+    "Evaluate a trained classifier on every beat of a database (cross-database: svdb, incartdb, nstdb, a folder).",
 )
 
 
@@ -109,4 +140,5 @@ def register(app: typer.Typer) -> None:
     app.command("transfer")(transfer)
     app.command("baseline")(baseline)
     app.command("ensemble")(ensemble)
+    app.command("evaluate")(evaluate)
     app.command("run-all")(run_all)

@@ -14,7 +14,15 @@ SYMBOL_TO_AAMI: dict[str, str] = {
     **dict.fromkeys(("V", "E"), "V"),
     "F": "F",
     **dict.fromkeys(("/", "f", "Q"), "Q"),
+    # Symbols MIT-BIH does not use but other PhysioNet beat databases (INCART, SVDB) do:
+    # unspecified bundle-branch-block and supraventricular escape beats are N (as the escape
+    # beats e and j are), an R-on-T premature ventricular contraction is V.
+    **dict.fromkeys(("B", "n"), "N"),
+    "r": "V",
 }
+
+# Every annotation that marks a QRS complex, labelled or not: the R-R intervals are timed on these.
+QRS_SYMBOLS: frozenset[str] = frozenset(SYMBOL_TO_AAMI) | {"?"}
 
 SYMBOL_TO_LABEL: dict[str, int] = {symbol: AAMI_CLASSES.index(cls) for symbol, cls in SYMBOL_TO_AAMI.items()}
 

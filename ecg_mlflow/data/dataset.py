@@ -10,13 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from ecg_mlflow.config import BEAT_LENGTH, CLASS_NAMES, DataConfig, resolve_cache_dir, resolve_data_dir
-from ecg_mlflow.data import cache, kaggle, physionet, ptb, splits
+from ecg_mlflow.config import BEAT_LENGTH, DataConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data import cache, kaggle, physionet, splits
+from ecg_mlflow.data.context import CONTEXT_COLUMNS, select_context
+from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.errors import DataError
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
-DATASET_FORMAT = 1  # bump when the beat extraction changes, so old caches are not reused
-DB_FOLDERS: dict[str, str] = {"mit": "mitdb", "ptb": "ptbdb"}
+# Bump when the beat extraction changes, so old caches are not reused.
+# 2: rhythm context (R-R features) per beat; inter-patient validation by whole records.
+DATASET_FORMAT = 2
+ARRAY_KINDS: tuple[str, ...] = ("x", "y", "records", "positions", "context")
 
 
 @dataclass(frozen=True)
@@ -35,14 +39,31 @@ class BeatDataset:
     positions_train: np.ndarray
     positions_val: np.ndarray
     positions_test: np.ndarray
+    context_train: np.ndarray  # float32 (n, len(context_names)): rhythm.rr_features; (n, 0) without timing
+    context_val: np.ndarray
+    context_test: np.ndarray
     class_names: tuple[str, ...]
+    context_names: tuple[str, ...] = ()
     manifest: dict[str, Any] = field(default_factory=dict)
     digest: str = ""
     name: str = ""
+    headline_classes: tuple[str, ...] = ()
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of 'train', 'val' or 'test'."""
         return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+
+    def context(self, split: str, kind: str = "rr") -> np.ndarray | None:
+        """The context columns of `kind` for a split (None for 'none').
+
+        DataError when the source has no beat timing (the Kaggle CSVs are isolated beats).
+        """
+        if kind != "none" and not self.context_names:
+            raise DataError(
+                f"{self.name} has no rhythm context: its beats carry no R-peak times (the Kaggle CSVs are "
+                f"isolated beats); use source=physionet for context={kind}, or context=none"
+            )
+        return select_context(getattr(self, f"context_{split}"), self.context_names, kind)
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """{"train": {"N": n, ...}, "val": {...}, "test": {...}}."""
@@ -58,29 +79,38 @@ def dataset_name(config: DataConfig) -> str:
     return f"{config.dataset}-{config.source}-{config.split}"
 
 
-def input_files(config: DataConfig, data_dir: Path) -> list[Path]:
-    """The raw files the arrays are built from; DataError (saying where to put them) when missing."""
-    if config.source == "kaggle":
-        return kaggle.kaggle_paths(data_dir / "kaggle", config.dataset)
-    folder = DB_FOLDERS[config.dataset]
-    db_dir = data_dir / folder
+def database_dir(database: Database, data_dir: Path) -> Path:
+    """DATA_DIR/<database folder>; DataError saying how to get the records when it is missing."""
+    db_dir = data_dir / database.directory
     if not db_dir.is_dir():
         raise DataError(
-            f"{db_dir} does not exist: put the PhysioNet {folder} files there, set --data-dir / $ECG_DATA_DIR, "
-            f"or run `ecg-mlflow data download {folder} --data-dir {data_dir}`"
+            f"{db_dir} does not exist: put the PhysioNet {database.name} files there, set --data-dir / "
+            f"$ECG_DATA_DIR, or run `ecg-mlflow data download {database.name} --data-dir {data_dir}`"
         )
-    suffixes = (".hea", ".dat", ".atr") if config.dataset == "mit" else (".hea", ".dat")
+    return db_dir
+
+
+def record_files(database: Database, data_dir: Path) -> list[Path]:
+    """Every file the beats of `database` are built from; DataError naming the first one missing."""
+    db_dir = database_dir(database, data_dir)
     files = []
-    for record in physionet.list_records(db_dir, folder):
-        for suffix in suffixes:
+    for record in physionet.database_records(database, db_dir):
+        for suffix in database.record_suffixes:
             path = db_dir / f"{record}{suffix}"
             if not path.is_file():
                 raise DataError(
-                    f"record {record}: {path} is missing; run `ecg-mlflow data download {folder} "
+                    f"record {record}: {path} is missing; run `ecg-mlflow data download {database.name} "
                     f"--data-dir {data_dir}` or copy the PhysioNet files there"
                 )
             files.append(path)
     return files
+
+
+def input_files(config: DataConfig, data_dir: Path) -> list[Path]:
+    """The raw files the arrays are built from; DataError (saying where to put them) when missing."""
+    if config.source == "kaggle":
+        return kaggle.kaggle_paths(data_dir / "kaggle", config.dataset)
+    return record_files(get_database(config.dataset), data_dir)
 
 
 def array_parameters(config: DataConfig, data_dir: Path) -> dict[str, Any]:
@@ -96,6 +126,7 @@ def array_parameters(config: DataConfig, data_dir: Path) -> dict[str, Any]:
         "split": config.split,
         "val_fraction": config.val_fraction,
         "split_seed": config.split_seed,
+        "context_columns": list(CONTEXT_COLUMNS),  # a new context column invalidates old caches by itself
         "inputs": cache.stable_hash([[p.relative_to(data_dir).as_posix(), p.stat().st_size] for p in files]),
     }
     if not (config.source == "kaggle" and config.dataset == "mit"):  # the Kaggle MIT files fix the test set
@@ -124,16 +155,14 @@ def _progress(enabled: bool, total: int, description: str) -> Iterator[Callable[
         yield lambda record: bar.update(task, advance=1, description=f"{description} {record}")
 
 
-def _record_table(config: DataConfig, data_dir: Path, progress: bool, workers: int) -> dict[str, Any]:
-    """All beats of a PhysioNet database, concatenated over records, with per-record leads."""
-    folder = DB_FOLDERS[config.dataset]
-    db_dir = data_dir / folder
-    records = physionet.list_records(db_dir, folder)
-    with _progress(progress, len(records), f"building {folder} beats") as step:
-        if config.dataset == "mit":
-            parts = physionet.build_beats(db_dir, records, workers=workers, on_record=step)
-        else:
-            parts = ptb.build_ptb_beats(db_dir, records, on_record=step)
+def record_table(
+    database: Database, data_dir: Path, progress: bool = False, workers: int = 1, records: list[str] | None = None
+) -> dict[str, Any]:
+    """All labelled beats of a PhysioNet-style database, concatenated over records, with per-record leads."""
+    db_dir = database_dir(database, data_dir)
+    records = records if records is not None else physionet.database_records(database, db_dir)
+    with _progress(progress, len(records), f"building {database.name} beats") as step:
+        parts = physionet.build_beats(db_dir, records, workers=workers, on_record=step, database=database)
     if not parts or sum(len(p.labels) for p in parts) == 0:
         raise DataError(f"no labelled beats found in {db_dir} (for ptbdb: no healthy-control or MI records)")
     return {
@@ -141,7 +170,9 @@ def _record_table(config: DataConfig, data_dir: Path, progress: bool, workers: i
         "y": np.concatenate([p.labels for p in parts]),
         "records": np.concatenate([np.full(len(p.labels), p.record) for p in parts]).astype(str),
         "positions": np.concatenate([p.positions for p in parts]).astype(np.int64),
+        "context": np.concatenate([p.context for p in parts]).astype(np.float32),
         "leads": {p.record: p.lead for p in parts},
+        "rates": {p.record: p.fs for p in parts},
     }
 
 
@@ -149,15 +180,23 @@ def _take(table: dict[str, Any], idx: splits.SplitIndices) -> dict[str, np.ndarr
     arrays = {}
     for split in SPLIT_NAMES:
         rows = getattr(idx, split)
-        arrays[f"x_{split}"] = table["x"][rows]
-        arrays[f"y_{split}"] = table["y"][rows]
-        arrays[f"records_{split}"] = table["records"][rows]
-        arrays[f"positions_{split}"] = table["positions"][rows]
+        for kind in ARRAY_KINDS:
+            arrays[f"{kind}_{split}"] = table[kind][rows]
     return arrays
 
 
 def _kaggle_table(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    return {"x": x, "y": y, "records": np.full(len(y), ""), "positions": np.full(len(y), -1, np.int64), "leads": {}}
+    """Isolated beats: no record, no position, no rhythm context (shape (n, 0))."""
+    n = len(y)
+    return {
+        "x": x,
+        "y": y,
+        "records": np.full(n, ""),
+        "positions": np.full(n, -1, np.int64),
+        "context": np.zeros((n, 0), np.float32),
+        "leads": {},
+        "rates": {},
+    }
 
 
 def build_arrays(config: DataConfig, data_dir: Path, progress: bool = False, workers: int = 1) -> dict[str, Any]:
@@ -174,20 +213,23 @@ def build_arrays(config: DataConfig, data_dir: Path, progress: bool = False, wor
         train, val = splits.split_train_test(y_tr, config.val_fraction, seed)
         idx = splits.SplitIndices(train, val, np.arange(len(y_tr), len(y_tr) + len(y_te)))
     else:
+        database = get_database(config.dataset)
         if config.source == "kaggle":
             table = _kaggle_table(*kaggle.read_kaggle_ptb(data_dir / "kaggle"))
         else:
-            table = _record_table(config, data_dir, progress, workers)
+            table = record_table(database, data_dir, progress, workers)
         if config.split == "inter":
-            idx = splits.split_inter(table["records"], table["y"], config.val_fraction, seed)
+            if database.inter_split is None:
+                raise DataError(f"split='inter' is not declared for {database.name}; use split='intra'")
+            idx = splits.split_inter(table["records"], table["y"], config.val_fraction, seed, database.inter_split)
         else:
             idx = splits.split_intra(table["y"], config.test_fraction, config.val_fraction, seed)
-    return {"arrays": _take(table, idx), "leads": table["leads"]}
+    return {"arrays": _take(table, idx), "leads": table["leads"], "rates": table["rates"]}
 
 
 def _manifest(config: DataConfig, data_dir: Path, params: dict[str, Any], built: dict[str, Any]) -> dict[str, Any]:
     arrays = built["arrays"]
-    names = CLASS_NAMES[config.dataset]
+    names = get_database(config.dataset).class_names
     files = input_files(config, data_dir)
     return {
         "name": dataset_name(config),
@@ -200,6 +242,8 @@ def _manifest(config: DataConfig, data_dir: Path, params: dict[str, Any], built:
         "beat_length": BEAT_LENGTH,
         "records": {s: sorted(set(arrays[f"records_{s}"].tolist()) - {""}) for s in SPLIT_NAMES},
         "leads": built["leads"],
+        "sampling_rates": built["rates"],
+        "context_names": list(CONTEXT_COLUMNS) if arrays["context_train"].shape[1] else [],
         "class_counts": {s: class_counts(arrays[f"y_{s}"], names) for s in SPLIT_NAMES},
         "input_sha256": {p.relative_to(data_dir).as_posix(): cache.file_sha256(p) for p in files},
     }
@@ -220,18 +264,21 @@ def load_dataset(config: DataConfig, progress: bool = False, *, workers: int = 1
     else:
         arrays, manifest = cached
     manifest = {**manifest, "cache_dir": str(entry)}
+    database = get_database(config.dataset)
     ds = BeatDataset(
         **{k: arrays[k] for k in _array_fields()},
-        class_names=CLASS_NAMES[config.dataset],
+        class_names=database.class_names,
+        context_names=tuple(manifest.get("context_names", ())),
         manifest=manifest,
         digest=cache.stable_hash({"checksums": manifest["checksums"], "parameters": params}),
         name=dataset_name(config),
+        headline_classes=database.headline_classes,
     )
     return cap_beats(ds, config.max_beats, config.split_seed)
 
 
 def _array_fields() -> list[str]:
-    return [f"{kind}_{s}" for s in SPLIT_NAMES for kind in ("x", "y", "records", "positions")]
+    return [f"{kind}_{s}" for s in SPLIT_NAMES for kind in ARRAY_KINDS]
 
 
 def cap_beats(ds: BeatDataset, max_beats: int, seed: int) -> BeatDataset:
@@ -244,7 +291,7 @@ def cap_beats(ds: BeatDataset, max_beats: int, seed: int) -> BeatDataset:
         y = getattr(ds, f"y_{split}")
         if (split == "train" and len(y) > max_beats) or (split != "train" and len(y) > max_beats):
             rows = splits.stratified_sample(y, max(limit, 1), seed)
-            for kind in ("x", "y", "records", "positions"):
+            for kind in ARRAY_KINDS:
                 changes[f"{kind}_{split}"] = getattr(ds, f"{kind}_{split}")[rows]
     if not changes:
         return ds
@@ -254,3 +301,58 @@ def cap_beats(ds: BeatDataset, max_beats: int, seed: int) -> BeatDataset:
     }
     digest = cache.stable_hash({"digest": ds.digest, "max_beats": max_beats})
     return replace(ds, **changes, manifest=manifest, digest=digest)
+
+
+@dataclass(frozen=True)
+class DatabaseBeats:
+    """Every labelled beat of one database (no split): what a trained model is evaluated on."""
+
+    database: Database
+    x: np.ndarray
+    y: np.ndarray
+    records: np.ndarray
+    positions: np.ndarray
+    context: np.ndarray
+    context_names: tuple[str, ...]
+    manifest: dict[str, Any]
+    digest: str
+
+
+def load_database_beats(
+    database: Database, data_dir: Path, cache_dir: Path, progress: bool = False, records: list[str] | None = None
+) -> DatabaseBeats:
+    """All labelled beats (and rhythm context) of a database folder, cached like the training datasets."""
+    files = record_files(database, data_dir)
+    if records is not None:
+        files = [f for f in files if f.relative_to(data_dir / database.directory).with_suffix("").as_posix() in records]
+    params = {
+        "format": DATASET_FORMAT,
+        "database": database.name,
+        "records": sorted(records) if records is not None else "all",
+        "context_columns": list(CONTEXT_COLUMNS),
+        "inputs": cache.stable_hash([[p.relative_to(data_dir).as_posix(), p.stat().st_size] for p in files]),
+    }
+    entry = cache.entry_dir(cache_dir, f"eval-{database.name}", cache.stable_hash(params))
+    cached = cache.read_entry(entry)
+    if cached is None:
+        table = record_table(database, data_dir, progress=progress, records=records)
+        arrays = {kind: table[kind] for kind in ARRAY_KINDS}
+        manifest = {
+            "database": database.name,
+            "data_dir": str(data_dir.resolve()),
+            "parameters": params,
+            "leads": table["leads"],
+            "sampling_rates": table["rates"],
+            "context_names": list(CONTEXT_COLUMNS),
+            "class_counts": class_counts(table["y"], database.class_names),
+        }
+        manifest = cache.write_entry(entry, arrays, manifest)
+    else:
+        arrays, manifest = cached
+    return DatabaseBeats(
+        database=database,
+        **{kind: arrays[kind] for kind in ARRAY_KINDS},
+        context_names=tuple(manifest["context_names"]),
+        manifest={**manifest, "cache_dir": str(entry)},
+        digest=cache.stable_hash({"checksums": manifest["checksums"], "parameters": params}),
+    )

@@ -14,11 +14,11 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ecg_mlflow.data.databases import DATABASES, Database
 from ecg_mlflow.data.errors import DataError
 
-DATABASES: tuple[str, ...] = ("mitdb", "ptbdb")
 SUMS_FILE = "SHA256SUMS.txt"
-WANTED_SUFFIXES = {".hea", ".dat", ".atr"}
+WANTED_SUFFIXES = {".hea", ".dat", ".atr", ".xyz"}
 WANTED_NAMES = {"RECORDS", "LICENSE.txt", "LICENSE.md", "ANNOTATORS"}
 
 # fetch(files relative to the database root, destination dir): writes dest/file for each file.
@@ -66,14 +66,12 @@ def parse_sha256sums(text: str) -> dict[str, str]:
     return sums
 
 
-def wanted_files(db: str, sums: dict[str, str]) -> list[str]:
+def wanted_files(database: Database, sums: dict[str, str]) -> list[str]:
     """The record files (and RECORDS/licence) of the database; skips PhysioNet's extra folders (x_mitdb, ...)."""
     keep = []
     for name in sorted(sums):
         path = Path(name)
-        in_place = len(path.parts) == 1 or (
-            db == "ptbdb" and len(path.parts) == 2 and path.parts[0].startswith("patient")
-        )
+        in_place = len(path.parts) == 1 or (database.nested_records and len(path.parts) == 2)
         if in_place and (path.suffix in WANTED_SUFFIXES or path.name in WANTED_NAMES):
             keep.append(name)
     return keep
@@ -94,8 +92,9 @@ def download_database(
     on_file: Callable[[str], None] | None = None,
 ) -> Path:
     """Fetch `db` into DATA_DIR/<db>/ with every file checked; returns that folder. DataError on mismatch."""
-    if db not in DATABASES:
-        raise DataError(f"unknown database {db!r}: choose one of {', '.join(DATABASES)}")
+    downloadable = [name for name, database in DATABASES.items() if database.downloadable]
+    if db not in downloadable:
+        raise DataError(f"unknown database {db!r}: choose one of {', '.join(downloadable)}")
     fetch = fetch or physionet_fetcher(db)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +102,7 @@ def download_database(
     try:
         fetch([SUMS_FILE], tmp)
         sums = parse_sha256sums((tmp / SUMS_FILE).read_text())
-        files = wanted_files(db, sums)
+        files = wanted_files(DATABASES[db], sums)
         if not files:
             raise DataError(f"{SUMS_FILE} of {db} lists no record files")
         for name in files:

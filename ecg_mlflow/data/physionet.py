@@ -12,16 +12,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import wfdb
 from scipy.signal import resample_poly
 
 from ecg_mlflow.config import BEAT_LENGTH, SAMPLING_RATE
-from ecg_mlflow.data.aami import aami_labels
+from ecg_mlflow.data.aami import QRS_SYMBOLS
+from ecg_mlflow.data.context import beat_context
+from ecg_mlflow.data.databases import NON_ECG_LEADS, Database, get_database
 from ecg_mlflow.data.errors import DataError
 
-MIT_FS = 360
+T = TypeVar("T")
+
 WINDOW_SECONDS = 10.0
 RR_FACTOR = 1.2
 PREFERRED_LEAD = "MLII"
@@ -37,19 +41,25 @@ class RecordBeats:
     beats: np.ndarray  # float32 (n, 187)
     labels: np.ndarray  # int64 (n,)
     positions: np.ndarray  # int64 (n,), sample index of the R peak at the record's original rate
+    context: np.ndarray  # float32 (n, len(CONTEXT_COLUMNS)): context.beat_context
+    fs: int  # the record's own sampling rate
 
 
 def choose_lead(sig_names: Sequence[str], preferred: Sequence[str] = (PREFERRED_LEAD,)) -> int:
-    """Index of the first preferred lead present, else lead 0.
+    """The beat lead: the database's preferred leads in order, then MLII, then the first ECG lead.
 
     MIT-BIH: MLII is lead 0 in 45 records and lead 1 in record 114; records 102 and 104 have no
-    MLII (their surgical dressings forced V5 + V2), so their lead 0 (V5) stands in, as in the
-    Kaggle set, whose Q class needs those two paced records.
+    MLII (their surgical dressings forced V5 + V2), so their first ECG lead (V5) stands in, as in
+    the Kaggle set, whose Q class needs those two paced records. INCART prefers II, SVDB ECG1;
+    a non-ECG signal (RESP, ABP, ...) is never chosen while an ECG lead exists.
     """
     lowered = [name.strip().lower() for name in sig_names]
-    for name in preferred:
+    for name in (*preferred, PREFERRED_LEAD):
         if name.lower() in lowered:
             return lowered.index(name.lower())
+    for index, name in enumerate(lowered):
+        if name not in NON_ECG_LEADS:
+            return index
     return 0
 
 
@@ -150,30 +160,133 @@ def list_records(db_dir: Path, db: str = "mitdb") -> list[str]:
     return records
 
 
-def read_mit_record(db_dir: Path, record: str) -> tuple[np.ndarray, str, np.ndarray, np.ndarray, int]:
-    """One lead (MLII, see choose_lead) of a record plus its beat annotations: (signal, lead, samples, symbols, fs)."""
+def database_records(database: Database, db_dir: Path) -> list[str]:
+    """The records of `database` under db_dir that can be read (nstdb's unannotated noise records are skipped)."""
+    records = list_records(db_dir, database.name)
+    if database.skip_unannotated and database.beat_annotator:
+        records = [r for r in records if (Path(db_dir) / f"{r}.{database.beat_annotator}").is_file()]
+        if not records:
+            raise DataError(
+                f"no record in {db_dir} has beat annotations (.{database.beat_annotator} files); "
+                "evaluation needs reference beat labels"
+            )
+    return records
+
+
+@dataclass(frozen=True)
+class RecordSignal:
+    """One lead of a record with its R peaks and what the annotations or header say about each."""
+
+    record: str
+    lead: str
+    fs: int
+    signal: np.ndarray  # physical units, the chosen lead
+    qrs: np.ndarray  # int64 sample indices of every QRS (labelled or not), increasing
+    labels: np.ndarray  # int64 class index per QRS, -1 = not a labelled beat
+
+
+def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordSignal | None:
+    """Read a record, check it against the database's declaration, find its R peaks and labels.
+
+    None when the record has no label for this task (a PTB diagnosis outside healthy/MI).
+    Every problem is a DataError naming the record, the file and what is wrong.
+    """
     path = Path(db_dir) / record
-    for suffix in (".hea", ".dat", ".atr"):
+    for suffix in database.record_suffixes:
         if not path.with_suffix(suffix).is_file():
             raise DataError(
                 f"record {record}: {path.with_suffix(suffix)} is missing; "
-                f"run `{DOWNLOAD_HINT.format(db='mitdb')}` or copy the PhysioNet mitdb files there"
+                f"run `{DOWNLOAD_HINT.format(db=database.name)}` or copy the PhysioNet {database.name} files there"
             )
-    header = wfdb.rdheader(str(path))
-    lead = choose_lead(header.sig_name)
-    rec = wfdb.rdrecord(str(path), channels=[lead], physical=True)
-    ann = wfdb.rdann(str(path), "atr")
-    return rec.p_signal[:, 0], header.sig_name[lead], np.asarray(ann.sample), np.asarray(ann.symbol), int(header.fs)
+    header = _read(record, path.with_suffix(".hea"), lambda: wfdb.rdheader(str(path)))
+    check_header(database, record, header)
+    record_label = None
+    if database.record_label is not None:
+        record_label = database.record_label(header.comments or [])
+        if record_label is None:
+            return None
+    lead = choose_lead(header.sig_name, database.leads)
+    rec = _read(record, path.with_suffix(".dat"), lambda: wfdb.rdrecord(str(path), channels=[lead], physical=True))
+    signal = np.asarray(rec.p_signal[:, 0], dtype=np.float64)
+    if database.beat_annotator:
+        ann_file = path.with_suffix(f".{database.beat_annotator}")
+        ann = _read(record, ann_file, lambda: wfdb.rdann(str(path), database.beat_annotator))
+        samples, symbols = np.asarray(ann.sample, dtype=np.int64), np.asarray(ann.symbol)
+        is_qrs = np.isin(symbols, sorted(QRS_SYMBOLS)) & (samples >= 0) & (samples < len(signal))
+        qrs, symbols = _increasing(samples[is_qrs], symbols[is_qrs])
+        labels = np.asarray(database.class_index(symbols), dtype=np.int64)
+    else:
+        qrs = detect_peaks(signal, int(header.fs))
+        labels = np.full(len(qrs), record_label, dtype=np.int64)
+    return RecordSignal(record, header.sig_name[lead], int(header.fs), signal, qrs, labels)
 
 
-def build_record_beats(db_dir: Path, record: str) -> RecordBeats:
-    """All AAMI-labelled beats of one MIT-BIH record; non-beat annotations are skipped."""
-    signal, lead, samples, symbols, fs = read_mit_record(db_dir, record)
-    labels = aami_labels(symbols)
-    is_beat = labels >= 0
-    peaks = samples[is_beat]
-    beats = beats_from_signal(signal, fs, peaks)
-    return RecordBeats(record, lead, beats, labels[is_beat], peaks.astype(np.int64))
+def check_header(database: Database, record: str, header: wfdb.Record) -> None:
+    """The record's rate and number of signals must be what the database declares."""
+    where = f"record {record} ({record}.hea)"
+    if not header.fs or header.fs <= 0:
+        raise DataError(f"{where}: no valid sampling rate in the header")
+    if database.fs is not None and abs(float(header.fs) - database.fs) > 1e-6:
+        raise DataError(
+            f"{where}: sampling rate {header.fs:g} Hz, but {database.name} records are {database.fs} Hz; "
+            f"the file is not a {database.title} record or was edited: download it again"
+        )
+    if database.n_signals is not None and header.n_sig != database.n_signals:
+        raise DataError(
+            f"{where}: {header.n_sig} signals, but {database.name} records have {database.n_signals}; "
+            "download the record again"
+        )
+    if not header.sig_name:
+        raise DataError(f"{where}: the header names no signals")
+
+
+def _read(record: str, file: Path, read: Callable[[], T]) -> T:
+    """Run a wfdb reader; any failure becomes one line naming the record and the file."""
+    try:
+        return read()
+    except DataError:
+        raise
+    except Exception as error:  # wfdb raises bare ValueError/IndexError/struct errors on broken files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"record {record}: cannot read {file} ({type(error).__name__}: {reason}); "
+            "the file is truncated or malformed: download the record again"
+        ) from None
+
+
+def _increasing(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Annotations sorted by time with exact duplicates dropped (R-R intervals need strictly increasing peaks)."""
+    order = np.argsort(samples, kind="stable")
+    samples, symbols = samples[order], symbols[order]
+    keep = np.concatenate([[True], np.diff(samples) > 0]) if len(samples) else np.zeros(0, dtype=bool)
+    return samples[keep], symbols[keep]
+
+
+def detect_peaks(signal: np.ndarray, fs: int) -> np.ndarray:
+    """R peaks (at fs) of a record without beat annotations."""
+    from ecg_mlflow.data.qrs import detect_r_peaks
+
+    return detect_r_peaks(signal, fs)
+
+
+def build_record_beats(db_dir: Path, record: str, database: Database | None = None) -> RecordBeats | None:
+    """The labelled beats of one record with their rhythm context; None when the record has no label."""
+    database = database or get_database("mitdb")
+    read = read_record_signal(database, db_dir, record)
+    if read is None:
+        return None
+    labelled = read.labels >= 0
+    peaks = read.qrs[labelled]
+    beats = beats_from_signal(np.nan_to_num(read.signal), read.fs, peaks)
+    return RecordBeats(
+        record=record,
+        lead=read.lead,
+        beats=beats,
+        labels=read.labels[labelled],
+        positions=peaks.astype(np.int64),
+        context=beat_context(read.qrs, read.fs, labelled, beats),
+        fs=read.fs,
+    )
 
 
 def build_beats(
@@ -181,21 +294,22 @@ def build_beats(
     records: Sequence[str] | None = None,
     workers: int = 1,
     on_record: Callable[[str], None] | None = None,
+    database: Database | None = None,
 ) -> list[RecordBeats]:
-    """Beats of every record, in record order; workers > 1 spreads records over processes."""
-    records = list(records) if records is not None else list_records(db_dir)
+    """Beats of every labelled record, in record order; workers > 1 spreads records over processes."""
+    database = database or get_database("mitdb")
+    records = list(records) if records is not None else database_records(database, db_dir)
+    results: list[RecordBeats | None] = []
     if workers <= 1 or len(records) < 2:
-        results = []
         for record in records:
-            results.append(build_record_beats(db_dir, record))
+            results.append(build_record_beats(db_dir, record, database))
             if on_record:
                 on_record(record)
-        return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(build_record_beats, db_dir, record) for record in records]
-        results = []
-        for record, future in zip(records, futures, strict=True):
-            results.append(future.result())
-            if on_record:
-                on_record(record)
-        return results
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(build_record_beats, db_dir, record, database) for record in records]
+            for record, future in zip(records, futures, strict=True):
+                results.append(future.result())
+                if on_record:
+                    on_record(record)
+    return [r for r in results if r is not None]

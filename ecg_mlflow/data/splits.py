@@ -6,16 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecg_mlflow.data.databases import MIT_DS1, MIT_DS2, MIT_PACED, InterPatientSplit
 from ecg_mlflow.data.errors import DataError
 
-# de Chazal et al. 2004; the paced records 102 104 107 217 are in neither set.
-DS1: tuple[str, ...] = tuple(
-    "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()  # noqa: SIM905
-)
-DS2: tuple[str, ...] = tuple(
-    "100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split()  # noqa: SIM905
-)
-PACED: tuple[str, ...] = ("102", "104", "107", "217")
+# Re-exported for callers that name the sets; declared once with the database (databases.py).
+DS1, DS2, PACED = MIT_DS1, MIT_DS2, MIT_PACED
+MIN_VAL_RECORDS = 3
+VAL_RECORD_DRAWS = 2000
+REQUIRED_SHARE = 0.01  # classes with at least this share of the training records' beats must be in validation
 
 
 @dataclass(frozen=True)
@@ -89,18 +87,67 @@ def split_intra(y: np.ndarray, test_fraction: float, val_fraction: float, seed: 
     return SplitIndices(train, val, test)
 
 
-def split_inter(records: np.ndarray, y: np.ndarray, val_fraction: float, seed: int) -> SplitIndices:
-    """de Chazal: train on DS1 records, test on DS2; val is a stratified part of DS1; paced records dropped."""
-    records = np.asarray(records)
-    train = np.flatnonzero(np.isin(records, DS1))
-    test = np.flatnonzero(np.isin(records, DS2))
-    if len(train) == 0 or len(test) == 0:
+def split_inter(
+    records: np.ndarray,
+    y: np.ndarray,
+    val_fraction: float,
+    seed: int,
+    inter: InterPatientSplit | None = None,
+) -> SplitIndices:
+    """Patient-wise: train on the declared training records, test on the test records only.
+
+    Validation is whole training records held out (choose_validation_records), never random
+    beats of training patients, so model selection sees patients the model has not trained on.
+    """
+    inter = inter or InterPatientSplit(MIT_DS1, MIT_DS2, "de Chazal et al. 2004")
+    records, y = np.asarray(records), np.asarray(y)
+    pool = np.flatnonzero(np.isin(records, inter.train_records))
+    test = np.flatnonzero(np.isin(records, inter.test_records))
+    if len(pool) == 0 or len(test) == 0:
         raise DataError(
-            "split='inter' needs records of both de Chazal sets (DS1: 101 106 ..., DS2: 100 103 ...); "
-            f"found {len(train)} DS1 and {len(test)} DS2 beats"
+            f"split='inter' needs records of both sets ({inter.reference}: training {' '.join(inter.train_records[:3])}"
+            f" ..., test {' '.join(inter.test_records[:3])} ...); found {len(pool)} training and {len(test)} test beats"
         )
-    train, val = _carve(train, np.asarray(y), val_fraction, seed + 1)
-    return SplitIndices(train, val, test)
+    val_records = choose_validation_records(records[pool], y[pool], val_fraction, seed)
+    in_val = np.isin(records[pool], val_records)
+    return SplitIndices(pool[~in_val], pool[in_val], test)
+
+
+def choose_validation_records(records: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> list[str]:
+    """Whole records holding about `fraction` of the beats, whose class mix is closest to all of them.
+
+    A validation set of a few records is easily dominated by one odd record; of VAL_RECORD_DRAWS
+    seeded draws (records added in random order until the share is reached, at least
+    MIN_VAL_RECORDS when there are enough), the one whose class proportions deviate least from
+    the training records' (chi-style distance) wins, among draws that contain every class with at
+    least REQUIRED_SHARE of the beats and leave training records behind. Only training records'
+    labels are read, never the test records'.
+    """
+    names, beats = np.unique(records, return_counts=True)
+    if len(names) < 2:
+        raise DataError(f"split='inter' needs at least 2 training records to hold one out for validation, got {names}")
+    classes = np.unique(y)
+    per_record = np.array([[np.sum((records == r) & (y == c)) for c in classes] for r in names], dtype=np.float64)
+    overall = per_record.sum(axis=0) / per_record.sum()
+    required = overall >= REQUIRED_SHARE
+    target = fraction * len(y)
+    min_records = min(MIN_VAL_RECORDS, len(names) - 1)
+    rng = np.random.default_rng(seed)
+    best: tuple[float, list[int]] | None = None
+    for _ in range(VAL_RECORD_DRAWS):
+        order = rng.permutation(len(names))
+        taken = np.cumsum(beats[order])
+        count = max(int(np.searchsorted(taken, target) + 1), min_records)
+        count = min(count, len(names) - 1)
+        chosen = sorted(order[:count].tolist())
+        mix = per_record[chosen].sum(axis=0)
+        share = mix / mix.sum()
+        covers = bool(np.all(mix[required] > 0))
+        score = float(np.sum(np.abs(share - overall) / np.sqrt(overall))) + (0.0 if covers else 1e6)
+        if best is None or score < best[0]:
+            best = (score, chosen)
+    assert best is not None
+    return [str(names[i]) for i in best[1]]
 
 
 def split_train_test(y_train: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

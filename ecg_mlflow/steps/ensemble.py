@@ -17,7 +17,7 @@ from ecg_mlflow.config import EnsembleConfig, flatten_config
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.models.classifier import build_ensemble, compile_classifier
 from ecg_mlflow.steps.result import StepResult
-from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier
+from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier, split_beats
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, alias_uri, classifier_model_name, ensemble_model_name
@@ -25,7 +25,7 @@ from ecg_mlflow.tracking.runs import step_run
 from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
 
 STEP = "ensemble"
-MEMBER_PARAMS = ("dataset", "source", "split", "split_seed", "test_fraction", "val_fraction")
+MEMBER_PARAMS = ("dataset", "source", "split", "split_seed", "test_fraction", "val_fraction", "context")
 
 
 def resolve_members(config: EnsembleConfig) -> list[UpstreamRun]:
@@ -63,9 +63,10 @@ def run_ensemble(
             build_ensemble(models, n_classes), n_classes, config.learning_rate, STEPS_PER_EXECUTION
         )
 
-        settings = FitSettings(config.epochs, config.batch_size, config.patience)
-        history = fit_classifier(model, dataset.x_train, dataset.y_train, dataset, settings, callbacks, verbose)
-        metrics = evaluate_and_log(model, dataset, history)
+        train, val, test = (split_beats(dataset, split, config.context) for split in ("train", "val", "test"))
+        settings = FitSettings(config.epochs, config.batch_size, config.patience, config.class_weight)
+        history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
+        metrics = evaluate_and_log(model, val, test, dataset, history)
         name = ensemble_model_name(config.data.dataset)
-        model_uri, version = log_classifier(model, dataset, name, CURRENT_ALIAS, register, run_id)
+        model_uri, version = log_classifier(model, val, name, CURRENT_ALIAS, register, run_id)
         return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)

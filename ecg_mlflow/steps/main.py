@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
-from ecg_mlflow.config import ChainConfig, flatten_config
+from ecg_mlflow.config import PRETRAIN_DATASET, ChainConfig, flatten_config
 from ecg_mlflow.tracking.runs import step_run
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,9 @@ def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
     data = {"data_dir": config.data_dir, "cache_dir": config.cache_dir, "max_beats": profile.max_beats}
     supervised = {
         "dataset": config.dataset,
-        "split": config.split if config.dataset == "mit" else "intra",
+        "split": config.split,
+        "context": config.context,
+        "class_weight": config.class_weight,
         "batch_size": profile.batch_size,
         "patience": profile.patience,
         "seed": config.seed,
@@ -123,7 +125,7 @@ def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
             "epochs": profile.pretrain_epochs,
             "batch_size": profile.batch_size,
             "seed": config.seed,
-            "split": supervised["split"] if config.dataset == "mit" else "intra",
+            "split": config.split if config.dataset == PRETRAIN_DATASET else "intra",
             **data,
         },
         "transfer": {"epochs": profile.transfer_epochs, **supervised},

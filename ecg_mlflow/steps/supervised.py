@@ -13,11 +13,11 @@ import keras
 import mlflow
 import numpy as np
 from mlflow.models import infer_signature
+from sklearn.utils.class_weight import compute_class_weight
 
 from ecg_mlflow.data.dataset import BeatDataset
 from ecg_mlflow.evaluation import Evaluation, evaluate_predictions, log_evaluation
-from ecg_mlflow.models.backbones import as_model_input
-from ecg_mlflow.models.classifier import predict_proba
+from ecg_mlflow.models.classifier import model_inputs, predict_proba
 from ecg_mlflow.steps.training import (
     VAL_MACRO_F1,
     MlflowEpochLogger,
@@ -33,6 +33,28 @@ class FitSettings:
     epochs: int
     batch_size: int
     patience: int
+    class_weight: str = "none"
+
+
+@dataclass(frozen=True)
+class LabelledBeats:
+    """Beats, their labels and (context=rr) their rhythm context: one split as a model sees it."""
+
+    x: np.ndarray
+    y: np.ndarray
+    context: np.ndarray | None = None
+
+    def subset(self, rows: np.ndarray) -> LabelledBeats:
+        return LabelledBeats(self.x[rows], self.y[rows], None if self.context is None else self.context[rows])
+
+    def inputs(self, model: keras.Model) -> np.ndarray | dict[str, np.ndarray]:
+        return model_inputs(model, self.x, self.context)
+
+
+def split_beats(dataset: BeatDataset, split: str, context: str) -> LabelledBeats:
+    """One split of the dataset with its context when the step asks for it (context != 'none')."""
+    x, y = dataset.split(split)
+    return LabelledBeats(x, y, dataset.context(split, context))
 
 
 def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -40,26 +62,38 @@ def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
     return y.astype(np.float32) if n_classes == 2 else y.astype(np.int64)
 
 
+def class_weights(y: np.ndarray, n_classes: int, mode: str) -> dict[int, float] | None:
+    """Keras class_weight: None for 'none'; 'balanced' weighs each present class by n / (k * count)."""
+    if mode == "none":
+        return None
+    present = np.unique(y)
+    weights = compute_class_weight(mode, classes=present, y=y)
+    out = dict.fromkeys(range(n_classes), 1.0)
+    out.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
+    return out
+
+
 def fit_classifier(
     model: keras.Model,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    dataset: BeatDataset,
+    train: LabelledBeats,
+    val: LabelledBeats,
+    n_classes: int,
     settings: FitSettings,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 2,
 ) -> dict[str, list[float]]:
     """Train with per-epoch validation macro-F1; the best validation epoch's weights are kept."""
-    n_classes = len(dataset.class_names)
+    val_inputs = val.inputs(model)
     history = model.fit(
-        as_model_input(x_train),
-        targets(y_train, n_classes),
-        validation_data=(as_model_input(dataset.x_val), targets(dataset.y_val, n_classes)),
+        train.inputs(model),
+        targets(train.y, n_classes),
+        validation_data=(val_inputs, targets(val.y, n_classes)),
         epochs=settings.epochs,
         batch_size=settings.batch_size,
         shuffle=True,
+        class_weight=class_weights(train.y, n_classes, settings.class_weight),
         callbacks=[
-            ValidationMacroF1(dataset.x_val, dataset.y_val, n_classes),
+            ValidationMacroF1(val_inputs, val.y, n_classes),
             *callbacks,
             MlflowEpochLogger(),
             *best_weights_callbacks(settings.patience, settings.epochs),
@@ -69,7 +103,13 @@ def fit_classifier(
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def evaluate_and_log(model: keras.Model, dataset: BeatDataset, history: dict[str, list[float]]) -> dict[str, float]:
+def evaluate_and_log(
+    model: keras.Model,
+    val: LabelledBeats,
+    test: LabelledBeats,
+    dataset: BeatDataset,
+    history: dict[str, list[float]],
+) -> dict[str, float]:
     """Selection summary (validation) and the test-split evaluation, logged to the active run."""
     n_classes = len(dataset.class_names)
     val_curve = history.get(VAL_MACRO_F1, [])
@@ -78,24 +118,37 @@ def evaluate_and_log(model: keras.Model, dataset: BeatDataset, history: dict[str
         best = int(np.argmax(val_curve))
         summary = {"best_val_macro_f1": float(val_curve[best]), "best_epoch": float(best + 1)}
     val_eval = evaluate_predictions(
-        dataset.y_val, predict_proba(model, dataset.x_val, n_classes), dataset.class_names, "val_"
+        val.y,
+        predict_proba(model, val.x, n_classes, context=val.context),
+        dataset.class_names,
+        "val_",
+        headline_classes=dataset.headline_classes,
     )
-    summary["val_accuracy_selected"] = val_eval.metrics["val_accuracy"]
-    summary["val_macro_f1_selected"] = val_eval.metrics["val_macro_f1"]
+    summary.update(_selected(val_eval.metrics))
     mlflow.log_metrics(summary)
     evaluation: Evaluation = evaluate_predictions(
-        dataset.y_test, predict_proba(model, dataset.x_test, n_classes), dataset.class_names, "test_"
+        test.y,
+        predict_proba(model, test.x, n_classes, context=test.context),
+        dataset.class_names,
+        "test_",
+        headline_classes=dataset.headline_classes,
     )
     log_evaluation(evaluation, history)
     return {**summary, **evaluation.metrics}
 
 
+def _selected(val_metrics: dict[str, float]) -> dict[str, float]:
+    """The chosen model's validation figures under names that don't clash with the per-epoch curves."""
+    keep = ("val_accuracy", "val_macro_f1", "val_macro_f1_nsv", "val_se_S", "val_ppv_S", "val_se_V", "val_ppv_V")
+    return {f"{name}_selected": val_metrics[name] for name in keep if name in val_metrics}
+
+
 def log_classifier(
-    model: keras.Model, dataset: BeatDataset, registered_name: str, alias: str, register: bool, run_id: str
+    model: keras.Model, sample: LabelledBeats, registered_name: str, alias: str, register: bool, run_id: str
 ) -> tuple[str, str]:
-    """Log through MLflow's Keras flavour with a signature; optionally register and alias. -> (uri, version)."""
-    sample = as_model_input(dataset.x_val[:8])
-    signature = infer_signature(sample, np.asarray(model.predict(sample, verbose=0)))
+    """Log through MLflow's Keras flavour, the signature naming every input; optionally register. -> (uri, version)."""
+    inputs = sample.subset(np.arange(min(8, len(sample.y)))).inputs(model)
+    signature = infer_signature(inputs, np.asarray(model.predict(inputs, verbose=0)))
     info = mlflow.keras.log_model(model, name="model", signature=signature)
     mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     if not register:

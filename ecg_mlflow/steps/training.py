@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 
 from ecg_mlflow.evaluation import macro_f1
-from ecg_mlflow.models.classifier import predict_proba
+from ecg_mlflow.models.classifier import class_probabilities
 
 VAL_MACRO_F1 = "val_macro_f1"
 # Batches per graph call: at batch 64 on a 2-core CPU much of a step is fixed overhead;
@@ -34,12 +34,15 @@ def seed_everything(seed: int) -> None:
 class ValidationMacroF1(keras.callbacks.Callback):
     """Put `val_macro_f1` into the epoch logs before later callbacks (early stopping, pruning) read them."""
 
-    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, n_classes: int, batch_size: int = 512) -> None:
+    def __init__(
+        self, val_inputs: np.ndarray | dict[str, np.ndarray], y_val: np.ndarray, n_classes: int, batch_size: int = 512
+    ) -> None:
         super().__init__()
-        self.x_val, self.y_val, self.n_classes, self.batch_size = x_val, y_val, n_classes, batch_size
+        self.val_inputs, self.y_val, self.n_classes, self.batch_size = val_inputs, y_val, n_classes, batch_size
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        proba = predict_proba(self.model, self.x_val, self.n_classes, batch_size=self.batch_size)
+        raw = self.model.predict(self.val_inputs, batch_size=self.batch_size, verbose=0)
+        proba = class_probabilities(raw, self.n_classes)
         if logs is not None:
             logs[VAL_MACRO_F1] = macro_f1(self.y_val, proba)
 

@@ -15,16 +15,30 @@ from pathlib import Path
 
 import keras
 import mlflow
-import numpy as np
 
-from ecg_mlflow.config import BACKBONE_DEFAULTS, BackboneConfig, PretrainConfig, TransferConfig, flatten_config
-from ecg_mlflow.data.dataset import BeatDataset, load_dataset
+from ecg_mlflow.config import (
+    BACKBONE_DEFAULTS,
+    PRETRAIN_DATASET,
+    BackboneConfig,
+    PretrainConfig,
+    TransferConfig,
+    flatten_config,
+)
+from ecg_mlflow.data.context import CONTEXT_KINDS
+from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.data.splits import stratified_subset
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
-from ecg_mlflow.models.classifier import build_classifier, compile_classifier
+from ecg_mlflow.models.classifier import ContextSpec, build_classifier, compile_classifier
 from ecg_mlflow.steps.pretrain import run_pretrain
 from ecg_mlflow.steps.result import StepResult
-from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier
+from ecg_mlflow.steps.supervised import (
+    FitSettings,
+    LabelledBeats,
+    evaluate_and_log,
+    fit_classifier,
+    log_classifier,
+    split_beats,
+)
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import download_encoder, encoder_params, weights_digest
@@ -47,7 +61,7 @@ def resolve_pretrain_run(config: TransferConfig) -> UpstreamRun:
     With no run ID or URI given and nothing registered yet, a default pretraining runs first.
     """
     expect = {"backbone": config.backbone}
-    if config.data.dataset == "mit":
+    if config.data.dataset == PRETRAIN_DATASET:  # same beats: the pretraining must not have seen this test split
         expect |= {name: str(getattr(config.data, name)) for name in SPLIT_PARAMS}
     model_uri = config.pretrain_model
     if not config.pretrain_run_id and not model_uri:
@@ -57,7 +71,9 @@ def resolve_pretrain_run(config: TransferConfig) -> UpstreamRun:
         except UpstreamError:
             log.warning("%s is not registered yet: pretraining one first with default parameters", model_uri)
             pretrain_data = replace(
-                config.data, dataset="mit", split="intra" if config.data.dataset == "ptb" else config.data.split
+                config.data,
+                dataset=PRETRAIN_DATASET,
+                split=config.data.split if config.data.dataset == PRETRAIN_DATASET else "intra",
             )
             result = run_pretrain(PretrainConfig(backbone=config.backbone, seed=config.seed, data=pretrain_data))
             return resolve_upstream_run(step="pretrain", run_id=result.run_id, expect_params=expect)
@@ -94,12 +110,16 @@ def build_transfer_encoder(config: TransferConfig, upstream: UpstreamRun | None)
     return encoder, model_config
 
 
-def label_subset(dataset: BeatDataset, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def label_subset(train: LabelledBeats, fraction: float, seed: int) -> LabelledBeats:
     """A stratified fraction of the training labels (label-efficiency curves)."""
     if fraction >= 1.0:
-        return dataset.x_train, dataset.y_train
-    rows = stratified_subset(dataset.y_train, fraction, seed)
-    return dataset.x_train[rows], dataset.y_train[rows]
+        return train
+    return train.subset(stratified_subset(train.y, fraction, seed))
+
+
+def context_spec(kind: str, train: LabelledBeats) -> ContextSpec | None:
+    """The context inputs of the classifier, normalised with the training beats' statistics."""
+    return None if train.context is None else ContextSpec.fit(CONTEXT_KINDS[kind], train.context)
 
 
 def run_transfer(
@@ -121,20 +141,23 @@ def run_transfer(
         dataset = load_dataset(config.data, progress=verbose > 0)
         for context in ("train", "val", "test"):
             log_dataset_input(dataset, context=context)
-        x_train, y_train = label_subset(dataset, config.label_fraction, config.seed)
-        mlflow.log_param("train_beats", len(x_train))
+        train = label_subset(split_beats(dataset, "train", config.context), config.label_fraction, config.seed)
+        val, test = split_beats(dataset, "val", config.context), split_beats(dataset, "test", config.context)
+        mlflow.log_params({"train_beats": len(train.y), "val_records": ",".join(sorted(set(dataset.records_val)))})
 
         encoder, model_config = build_transfer_encoder(config, upstream)
         log_new_params(encoder_params(model_config))
         mlflow.set_tag("ecg_mlflow.init_encoder_digest", weights_digest(encoder))
         n_classes = len(dataset.class_names)
-        classifier = build_classifier(encoder, n_classes, freeze=config.freeze)
+        classifier = build_classifier(
+            encoder, n_classes, freeze=config.freeze, context=context_spec(config.context, train)
+        )
         model = compile_classifier(classifier, n_classes, config.learning_rate, STEPS_PER_EXECUTION)
 
-        settings = FitSettings(config.epochs, config.batch_size, config.patience)
-        history = fit_classifier(model, x_train, y_train, dataset, settings, callbacks, verbose)
-        metrics = evaluate_and_log(model, dataset, history)
+        settings = FitSettings(config.epochs, config.batch_size, config.patience, config.class_weight)
+        history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
+        metrics = evaluate_and_log(model, val, test, dataset, history)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)
-        model_uri, version = log_classifier(model, dataset, name, alias, register, run_id)
+        model_uri, version = log_classifier(model, val, name, alias, register, run_id)
         return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)

@@ -46,6 +46,11 @@ def run_id_from_model_uri(model_uri: str) -> str:
     if not model_uri.startswith("models:/"):
         raise UpstreamError(f"{model_uri!r} is not a models:/ or runs:/ URI (e.g. models:/ecg-ssl-cnn@current)")
     ref = model_uri.removeprefix("models:/")
+    if ref.startswith("m-") and "/" not in ref and "@" not in ref:  # an MLflow 3 logged model's own ID
+        try:
+            return client.get_logged_model(ref).source_run_id
+        except MlflowException as error:
+            raise UpstreamError(f"{model_uri} is not a logged model here ({error.message.splitlines()[0]})") from None
     try:
         if "@" in ref:
             name, alias = ref.split("@", 1)
@@ -64,12 +69,17 @@ def run_id_from_model_uri(model_uri: str) -> str:
 
 def resolve_upstream_run(
     *,
-    step: str,
+    step: str | tuple[str, ...],
     run_id: str = "",
     model_uri: str = "",
     expect_params: dict[str, str] | None = None,
 ) -> UpstreamRun:
-    """Resolve a run ID or models:/ URI and check it is a FINISHED `step` run with `expect_params`."""
+    """Resolve a run ID or models:/ URI and check it is a FINISHED `step` run with `expect_params`.
+
+    `step` may name several kinds of run that are all acceptable (a transfer or an ensemble).
+    """
+    steps = (step,) if isinstance(step, str) else tuple(step)
+    step = " or ".join(repr(s) for s in steps)
     if not run_id and not model_uri:
         raise UpstreamError(f"no upstream {step} run given: pass a run ID or a models:/ URI")
     if model_uri and not run_id:
@@ -86,9 +96,9 @@ def resolve_upstream_run(
     if status != RunStatus.to_string(RunStatus.FINISHED):
         raise UpstreamError(f"run {run_id} is {status}, not FINISHED; use a {step} run that completed")
     found_step = run.data.tags.get(STEP_TAG, "")
-    if found_step != step:
+    if found_step not in steps:
         kind = f"a {found_step!r} run" if found_step else "not a run of this project's steps"
-        raise UpstreamError(f"run {run_id} is {kind}; expected a {step!r} run")
+        raise UpstreamError(f"run {run_id} is {kind}; expected a {step} run")
     params = dict(run.data.params)
     for name, expected in (expect_params or {}).items():
         found = params.get(name)
@@ -103,3 +113,8 @@ def resolve_upstream_run(
         step=found_step,
         params=params,
     )
+
+
+def resolve_model_run(model_uri: str, steps: tuple[str, ...]) -> UpstreamRun:
+    """The FINISHED run (of one of `steps`) that logged the model at `model_uri`."""
+    return resolve_upstream_run(step=steps, model_uri=model_uri)

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from ecg_mlflow.data.databases import DATABASES
 from ecg_mlflow.data.download import download_database, local_fetcher, parse_sha256sums, wanted_files
 from ecg_mlflow.data.errors import DataError
 
@@ -52,8 +53,8 @@ def test_a_second_download_updates_an_existing_folder(mirror, tmp_path) -> None:
 def test_sums_parsing_and_file_selection() -> None:
     sums = parse_sha256sums("ab  100.dat\ncd *RECORDS\nef  mitdbdir/intro.htm\n01  patient001/s0010_re.hea\n")
     assert sums == {"100.dat": "ab", "RECORDS": "cd", "mitdbdir/intro.htm": "ef", "patient001/s0010_re.hea": "01"}
-    assert wanted_files("mitdb", sums) == ["100.dat", "RECORDS"]
-    assert wanted_files("ptbdb", sums) == ["100.dat", "RECORDS", "patient001/s0010_re.hea"]
+    assert wanted_files(DATABASES["mitdb"], sums) == ["100.dat", "RECORDS"]
+    assert wanted_files(DATABASES["ptbdb"], sums) == ["100.dat", "RECORDS", "patient001/s0010_re.hea"]
 
 
 def test_unknown_database_is_rejected(tmp_path) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ecg_mlflow.data.aami import aami_labels
+from ecg_mlflow.data.context import CONTEXT_COLUMNS
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.physionet import (
     build_beats,
@@ -95,3 +96,92 @@ def test_missing_records_give_a_data_error_naming_the_download_command(tmp_path)
     (tmp_path / "RECORDS").write_text("100\n")
     with pytest.raises(DataError, match="100"):
         build_record_beats(tmp_path, "100")
+
+
+def test_record_beats_carry_rr_context_aligned_one_to_one(synthetic_mitdb) -> None:
+    import wfdb
+
+    mitdb = synthetic_mitdb / "mitdb"
+    beats = build_record_beats(mitdb, "101")
+    ann = wfdb.rdann(str(mitdb / "101"), "atr")
+    beat_samples = np.asarray(ann.sample)[aami_labels(ann.symbol) >= 0]
+    assert beats.context.shape == (len(beats.labels), len(CONTEXT_COLUMNS)) and beats.context.dtype == np.float32
+    # pre_rr of beat k is the time since beat k-1, in seconds at the record's own rate (360 Hz)
+    expected_pre = np.diff(beat_samples) / 360.0
+    np.testing.assert_allclose(beats.context[1:, 0], expected_pre, rtol=1e-5)
+    assert beats.fs == 360
+
+
+def _rewrite_header(record_dir, record: str, old: str, new: str) -> None:
+    header = record_dir / f"{record}.hea"
+    lines = header.read_text().splitlines()
+    lines[0] = lines[0].replace(old, new)
+    header.write_text("\n".join(lines) + "\n")
+
+
+def _copy_record(src, dst, record: str) -> None:
+    import shutil
+
+    dst.mkdir(exist_ok=True)
+    for suffix in (".hea", ".dat", ".atr"):
+        shutil.copyfile(src / f"{record}{suffix}", dst / f"{record}{suffix}")
+
+
+def test_a_wrong_sampling_rate_in_the_header_is_refused_naming_the_record(synthetic_mitdb, tmp_path) -> None:
+    _copy_record(synthetic_mitdb / "mitdb", tmp_path, "100")
+    _rewrite_header(tmp_path, "100", " 360 ", " 250 ")
+    with pytest.raises(DataError, match=r"record 100 .*250 Hz, but mitdb records are 360 Hz"):
+        build_record_beats(tmp_path, "100")
+
+
+def test_a_truncated_dat_file_is_one_line_naming_record_and_file(synthetic_mitdb, tmp_path) -> None:
+    _copy_record(synthetic_mitdb / "mitdb", tmp_path, "100")
+    dat = tmp_path / "100.dat"
+    dat.write_bytes(dat.read_bytes()[:1001])
+    with pytest.raises(DataError) as caught:
+        build_record_beats(tmp_path, "100")
+    message = str(caught.value)
+    assert "record 100" in message and "100.dat" in message and "\n" not in message
+
+
+def test_a_garbage_header_is_one_line_naming_record_and_file(synthetic_mitdb, tmp_path) -> None:
+    _copy_record(synthetic_mitdb / "mitdb", tmp_path, "100")
+    (tmp_path / "100.hea").write_text("this is not a header\n\x00\x01\n")
+    with pytest.raises(DataError) as caught:
+        build_record_beats(tmp_path, "100")
+    assert "record 100" in str(caught.value) and "100.hea" in str(caught.value)
+
+
+def test_lead_rule_prefers_the_database_lead_then_mlii_then_the_first_ecg_lead() -> None:
+    assert choose_lead(["I", "II", "III"], ("II",)) == 1  # INCART
+    assert choose_lead(["ECG1", "ECG2"], ("ECG1",)) == 0  # SVDB
+    assert choose_lead(["RESP", "V1", "MLII"], ()) == 2
+    assert choose_lead(["RESP", "ABP", "V1"], ()) == 2
+
+
+@pytest.mark.parametrize("fs", [128, 257, 360, 1000])
+def test_resampling_to_125_hz_keeps_r_peaks_within_one_sample(fs) -> None:
+    from ecg_mlflow.data.physionet import resample_positions, resample_signal
+
+    rng = np.random.default_rng(fs)
+    seconds = 20.0
+    peaks = (np.arange(0.5, seconds - 0.5, 0.83) * fs).astype(np.int64)
+    t = np.arange(int(seconds * fs))
+    signal = sum(np.exp(-0.5 * ((t - p) / (0.012 * fs)) ** 2) for p in peaks) + 0.01 * rng.standard_normal(len(t))
+    resampled = resample_signal(signal, fs)
+    moved = resample_positions(peaks, fs)
+    for p in moved:
+        local = p - 3 + int(np.argmax(resampled[p - 3 : p + 4]))
+        assert abs(local - p) <= 1
+
+
+def test_svdb_and_incart_like_records_use_their_own_rate_and_lead(synthetic_other_databases) -> None:
+    from ecg_mlflow.data.databases import get_database
+
+    svdb = build_beats(synthetic_other_databases / "svdb", database=get_database("svdb"))
+    incart = build_beats(synthetic_other_databases / "incartdb", database=get_database("incartdb"))
+    assert {p.lead for p in svdb} == {"ECG1"} and {p.fs for p in svdb} == {128}
+    assert {p.lead for p in incart} == {"II"} and {p.fs for p in incart} == {257}
+    for part in (*svdb, *incart):
+        assert np.median(part.beats[:, 0]) > 0.8  # cut from the R peak of the right lead
+        assert 0.65 < np.median(part.context[:, 0]) < 0.95  # R-R in seconds, whatever the rate

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ecg_mlflow.config import DataConfig
+from ecg_mlflow.data.context import CONTEXT_COLUMNS
+from ecg_mlflow.data.databases import get_database, ptb_diagnosis
 from ecg_mlflow.data.dataset import load_dataset
-from ecg_mlflow.data.ptb import build_ptb_beats, detect_r_peaks, ptb_diagnosis
+from ecg_mlflow.data.physionet import build_beats
 
 
 def test_diagnosis_from_header_comments() -> None:
@@ -16,24 +18,20 @@ def test_diagnosis_from_header_comments() -> None:
     assert ptb_diagnosis(["age: 81"]) is None
 
 
-def test_detect_r_peaks_finds_spikes_above_threshold() -> None:
-    x = np.zeros(1250)
-    x[[100, 200, 300]] = [1.0, 0.95, 0.5]
-    assert detect_r_peaks(x).tolist() == [100, 200]
-
-
 def test_ptb_records_become_labelled_beats_and_other_diagnoses_are_dropped(synthetic_ptbdb) -> None:
-    parts = build_ptb_beats(synthetic_ptbdb / "ptbdb")
+    parts = build_beats(synthetic_ptbdb / "ptbdb", database=get_database("ptb"))
     by_record = {p.record: p for p in parts}
     assert "patient003/s0030_re" not in by_record  # cardiomyopathy
     assert set(by_record["patient001/s0010_re"].labels) == {1}
     assert set(by_record["patient002/s0020_re"].labels) == {0}
     for part in parts:
-        assert part.lead == "ii"
-        assert len(part.labels) >= 25  # ~35 beats in 30 s; the 0.9 threshold may miss a few
+        assert part.lead == "ii" and part.fs == 1000
+        assert len(part.labels) >= 33  # ~35 beats in 30 s, detected by the QRS detector
         assert part.beats.min() >= 0 and part.beats.max() <= 1
         assert np.median(part.beats[:, 0]) > 0.85
         assert np.all(np.diff(part.positions) > 0.3 * 1000)
+        assert part.context.shape == (len(part.labels), len(CONTEXT_COLUMNS))
+        assert 0.6 < np.median(part.context[:, 0]) < 1.0  # R-R of 0.7-0.9 s
 
 
 def test_ptb_dataset_is_split_stratified(synthetic_ptbdb, tmp_path) -> None:

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from ecg_mlflow.data.errors import DataError
-from ecg_mlflow.data.splits import DS1, DS2, PACED, split_inter, split_intra, stratified_sample, stratified_subset
+from ecg_mlflow.data.splits import (
+    DS1,
+    DS2,
+    PACED,
+    choose_validation_records,
+    split_inter,
+    split_intra,
+    stratified_sample,
+    stratified_subset,
+)
 
 Y = np.repeat(np.arange(5), [900, 30, 70, 8, 80])
 
@@ -48,5 +57,49 @@ def test_split_inter_uses_ds1_for_training_ds2_for_testing_and_drops_paced() -> 
 
 
 def test_split_inter_without_ds2_records_is_a_data_error() -> None:
-    with pytest.raises(DataError, match="DS2"):
+    with pytest.raises(DataError, match="test 100 103"):
         split_inter(np.array(["101"] * 5), np.zeros(5, dtype=int), 0.2, 0)
+
+
+def _mit_like_table(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Every DS1, DS2 and paced record with 200-600 beats; S and V beats in a few records only."""
+    rng = np.random.default_rng(seed)
+    records, labels = [], []
+    for i, record in enumerate((*DS1, *DS2, *PACED)):
+        n = int(rng.integers(200, 600))
+        y = np.zeros(n, dtype=np.int64)
+        if i % 3 == 0:
+            y[: n // 10] = 1  # S in every third record
+        if i % 4 == 1:
+            y[-n // 8 :] = 2  # V in every fourth
+        records += [record] * n
+        labels.append(y)
+    return np.array(records), np.concatenate(labels)
+
+
+def test_inter_validation_is_whole_ds1_records_never_ds2_and_disjoint_from_training() -> None:
+    records, y = _mit_like_table()
+    s = split_inter(records, y, val_fraction=0.1, seed=3)
+    train_records, val_records, test_records = set(records[s.train]), set(records[s.val]), set(records[s.test])
+    assert not (train_records | val_records) & set(DS2)  # no DS2 record in any training or validation index
+    assert not train_records & val_records  # validation patients are never trained on
+    assert train_records | val_records == set(DS1) and test_records == set(DS2)
+    assert len(val_records) >= 3
+    assert {0, 1, 2} <= set(y[s.val].tolist())  # N, S and V beats to select on
+    assert not set(records[np.concatenate([s.train, s.val, s.test])]) & set(PACED)
+    again = split_inter(records, y, val_fraction=0.1, seed=3)
+    assert np.array_equal(s.val, again.val)  # the seed repeats the choice
+
+
+def test_validation_records_match_the_training_class_mix_better_than_a_random_pick() -> None:
+    records, y = _mit_like_table(1)
+    pool = np.isin(records, DS1)
+    chosen = choose_validation_records(records[pool], y[pool], 0.15, seed=0)
+    overall = np.bincount(y[pool], minlength=3) / pool.sum()
+    share = np.bincount(y[pool][np.isin(records[pool], chosen)], minlength=3)
+    share = share / share.sum()
+    rng = np.random.default_rng(0)
+    random_pick = rng.choice(DS1, size=len(chosen), replace=False)
+    random_share = np.bincount(y[pool][np.isin(records[pool], random_pick)], minlength=3)
+    random_share = random_share / random_share.sum()
+    assert np.abs(share - overall).sum() <= np.abs(random_share - overall).sum()

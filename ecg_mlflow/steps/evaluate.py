@@ -1,0 +1,129 @@
+"""The `evaluate` step: a trained classifier on every beat of a database it was (usually) never trained on.
+
+The model is found by URI (registry alias or version, or runs:/), its training run is checked
+(a FINISHED transfer or ensemble run whose classes are the database's), the database's records are
+read the way training read them (the database declaration: rate, lead rule, annotation symbols,
+rhythm context from the record's own R peaks), downloaded with wfdb when the folder is empty, and
+one MLflow run records the EC57 figures overall and per record, linked to the model's run.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+
+from ecg_mlflow.config import EvaluateConfig, flatten_config, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data.context import select_context
+from ecg_mlflow.data.databases import Database, get_database
+from ecg_mlflow.data.dataset import DatabaseBeats, load_database_beats
+from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_evaluation
+from ecg_mlflow.models.classifier import predict_proba, uses_context
+from ecg_mlflow.steps.result import StepResult
+from ecg_mlflow.tracking.runs import step_run
+from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_model_run
+
+log = logging.getLogger(__name__)
+
+STEP = "evaluate"
+MODEL_STEPS = ("transfer", "ensemble")
+UPSTREAM_RUN_TAG = "ecg_mlflow.upstream_run_id"
+UPSTREAM_URI_TAG = "ecg_mlflow.upstream_model_uri"
+PER_RECORD_FILE = "per_record.csv"
+
+
+def check_classes(model_run: UpstreamRun, database: Database) -> None:
+    """The model must predict the classes the database's annotations are mapped to."""
+    dataset = model_run.params.get("dataset", "")
+    try:
+        trained_on = get_database(dataset)
+    except DataError:
+        raise UpstreamError(f"run {model_run.run_id} names no known training dataset (dataset={dataset!r})") from None
+    if trained_on.class_names != database.class_names:
+        predicts, labelled = ", ".join(trained_on.class_names), ", ".join(database.class_names)
+        raise UpstreamError(
+            f"the model of run {model_run.run_id} predicts {predicts} ({trained_on.name}) but {database.name} beats "
+            f"are labelled {labelled}; evaluate a model of the same classes"
+        )
+
+
+def ensure_database(database: Database, data_dir: Path, download: bool) -> None:
+    """Download the database with wfdb when its folder is missing or holds no record."""
+    folder = data_dir / database.directory
+    if folder.is_dir() and any(folder.rglob("*.hea")):
+        return
+    if not download or not database.downloadable:
+        raise DataError(
+            f"{folder} holds no WFDB records: copy the {database.name} files there"
+            + (
+                f" or run `ecg-mlflow data download {database.name} --data-dir {data_dir}`"
+                if database.downloadable
+                else ""
+            )
+        )
+    from ecg_mlflow.data.download import download_database
+
+    log.info("%s is empty: downloading %s from PhysioNet", folder, database.name)
+    download_database(database.name, data_dir)
+
+
+def per_record_table(beats: DatabaseBeats, proba: np.ndarray) -> pd.DataFrame:
+    """One row per record: beats per class and the EC57 figures on that record alone."""
+    rows = []
+    names = beats.database.class_names
+    for record in sorted(set(beats.records.tolist())):
+        mask = beats.records == record
+        evaluation = evaluate_predictions(
+            beats.y[mask], proba[mask], names, prefix="", headline_classes=beats.database.headline_classes
+        )
+        counts = np.bincount(beats.y[mask], minlength=len(names))
+        row: dict[str, object] = {"record": record, "beats": int(mask.sum())}
+        row.update({f"n_{name}": int(c) for name, c in zip(names, counts, strict=True)})
+        keep = ["accuracy", "macro_f1", *(k for k in evaluation.metrics if k.startswith(("se_", "ppv_", "macro_f1_")))]
+        row.update({key: round(evaluation.metrics[key], 4) for key in keep})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_evaluate(config: EvaluateConfig, *, verbose: int = 1) -> StepResult:
+    database = get_database(config.database)
+    params = flatten_config(config)
+    with step_run(STEP, params, run_name=f"evaluate-{database.name}") as run:
+        model_run = resolve_model_run(config.model_uri, steps=MODEL_STEPS)
+        check_classes(model_run, database)
+        mlflow.set_tags({UPSTREAM_RUN_TAG: model_run.run_id, UPSTREAM_URI_TAG: config.model_uri})
+        mlflow.log_params(
+            {"upstream_run_id": model_run.run_id, "model_backbone": model_run.params.get("backbone", "ensemble")}
+        )
+        data_dir = resolve_data_dir(config.data_dir or None)
+        ensure_database(database, data_dir, config.download)
+        beats = load_database_beats(
+            database,
+            data_dir,
+            resolve_cache_dir(config.cache_dir or None),
+            progress=verbose > 0,
+            records=list(config.records) or None,
+        )
+        mlflow.log_params({"beats": len(beats.y), "records_evaluated": len(set(beats.records.tolist()))})
+        mlflow.set_tag("ecg_mlflow.dataset_digest", beats.digest)
+        model: keras.Model = mlflow.keras.load_model(config.model_uri)
+        n_classes = len(database.class_names)
+        kind = model_run.params.get("context", "none")
+        context = select_context(beats.context, beats.context_names, kind) if uses_context(model) else None
+        proba = predict_proba(model, beats.x, n_classes, context=context)
+        evaluation = evaluate_predictions(
+            beats.y, proba, database.class_names, "test_", headline_classes=database.headline_classes
+        )
+        log_evaluation(evaluation)
+        table = per_record_table(beats, proba)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / PER_RECORD_FILE
+            table.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), EVALUATION_DIR)
+        return StepResult(run_id=run.info.run_id, metrics=evaluation.metrics, model_uri=config.model_uri)

@@ -31,8 +31,9 @@ MEMBER_PARAMS = ("dataset", "source", "split", "split_seed", "test_fraction", "v
 def resolve_members(config: EnsembleConfig) -> list[UpstreamRun]:
     """One checked transfer run per member backbone."""
     members = []
+    params = flatten_config(config)
     for index, backbone in enumerate(config.members):
-        expect = {"backbone": backbone} | {name: str(getattr(config.data, name)) for name in MEMBER_PARAMS}
+        expect = {"backbone": backbone} | {name: str(params[name]) for name in MEMBER_PARAMS}
         run_id = config.run_ids[index] if config.run_ids else ""
         model_uri = "" if run_id else alias_uri(classifier_model_name(config.data.dataset, backbone), CURRENT_ALIAS)
         members.append(resolve_upstream_run(step="transfer", run_id=run_id, model_uri=model_uri, expect_params=expect))

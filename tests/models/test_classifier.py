@@ -9,11 +9,14 @@ import pytest
 from ecg_mlflow.config import BEAT_LENGTH, BackboneConfig
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import (
+    ContextSpec,
     build_classifier,
     build_ensemble,
     compile_classifier,
     encoder_of,
+    input_names,
     predict_proba,
+    uses_context,
 )
 from ecg_mlflow.models.ssl import build_ssl_model
 from ecg_mlflow.transforms import synthetic_beats
@@ -22,6 +25,7 @@ SMALL = {
     "mlp": BackboneConfig(units=16, depth=3, dense_units=8, dropout=0.1, kernel_size=1),
     "cnn": BackboneConfig(units=4, depth=2, dense_units=8, dropout=0.1, kernel_size=3),
     "lstm": BackboneConfig(units=4, depth=1, dense_units=8, dropout=0.1, kernel_size=1),
+    "resnet": BackboneConfig(units=4, depth=2, dense_units=8, dropout=0.0, kernel_size=3),
 }
 
 
@@ -123,3 +127,46 @@ def test_ensemble_refuses_members_with_the_wrong_width() -> None:
 def test_fewer_than_two_classes_is_refused() -> None:
     with pytest.raises(ValueError, match="n_classes"):
         build_classifier(build_encoder("cnn", SMALL["cnn"]), 1)
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "cnn", "lstm", "resnet"])
+def test_every_backbone_takes_context_as_a_second_named_input(beats: np.ndarray, backbone: str) -> None:
+    context = np.random.default_rng(0).uniform(0.5, 1.5, size=(len(beats), 3)).astype(np.float32)
+    spec = ContextSpec.fit(("a", "b", "c"), context)
+    encoder = build_encoder(backbone, SMALL[backbone])
+    model = build_classifier(encoder, 5, context=spec)
+    assert input_names(model) == ["beat", "rhythm"] and uses_context(model)
+    assert encoder_of(model) is encoder  # the encoder is untouched: pretrained weights transfer unchanged
+    probs = predict_proba(model, beats, 5, context=context)
+    assert probs.shape == (len(beats), 5)
+    with pytest.raises(ValueError, match="rhythm context"):
+        predict_proba(model, beats, 5)
+    # the context is normalised inside the model with the training statistics
+    norm = model.get_layer("rhythm_normalise")
+    np.testing.assert_allclose(np.ravel(norm.mean), spec.mean, rtol=1e-6)
+
+
+def test_ensemble_with_context_members_takes_both_inputs_and_saves(tmp_path, beats: np.ndarray) -> None:
+    context = np.random.default_rng(1).uniform(0.5, 1.5, size=(len(beats), 4)).astype(np.float32)
+    spec = ContextSpec.fit(("a", "b", "c", "d"), context)
+    with_context = build_classifier(build_encoder("mlp", SMALL["mlp"]), 5, context=spec)
+    plain = _classifier("cnn", 5)
+    expected = (predict_proba(with_context, beats, 5, context=context) + predict_proba(plain, beats, 5)) / 2
+    ensemble = compile_classifier(build_ensemble([with_context, plain], 5), 5, 1e-3)
+    assert input_names(ensemble) == ["beat", "rhythm"]
+    np.testing.assert_allclose(predict_proba(ensemble, beats, 5, context=context), expected, rtol=1e-5, atol=1e-7)
+    path = tmp_path / "ensemble.keras"
+    ensemble.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(
+        predict_proba(loaded, beats, 5, context=context), predict_proba(ensemble, beats, 5, context=context), rtol=1e-6
+    )
+
+
+def test_ensemble_refuses_members_with_context_of_different_widths(beats: np.ndarray) -> None:
+    def member(width: int) -> keras.Model:
+        spec = ContextSpec.fit(tuple("abcdef"[:width]), np.ones((4, width)) + np.arange(4)[:, None])
+        return build_classifier(build_encoder("mlp", SMALL["mlp"]), 5, context=spec)
+
+    with pytest.raises(ValueError, match="different widths"):
+        build_ensemble([member(2), member(3)], 5)

@@ -183,3 +183,31 @@ def test_wrong_upstream_fails_clearly(chain, backbone, upstream_key, message) ->
     last = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
     assert last.data.params["pretrain_run_id"] == chain[upstream_key]
     assert last.info.status == "FAILED"
+
+
+def test_patient_wise_transfer_with_context_through_mlflow_run(chain, project_env) -> None:
+    """The issue's command: `mlflow run . -e transfer -P split=inter -P context=rr` (from scratch, tiny)."""
+    params = {"split": "inter", "context": "rr", "init": "scratch", "backbone": "mlp", "class_weight": "balanced"}
+    done = mlflow_run(project_env, "transfer", **params, **TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = MlflowClient().get_run(latest_run_id("transfer", split="inter", context="rr"))
+    assert run.info.status == "FINISHED"
+    for name in ("test_se_S", "test_ppv_S", "test_se_V", "test_ppv_V", "test_macro_f1_nsv"):
+        assert 0.0 <= run.data.metrics[name] <= 1.0
+    version = MlflowClient().get_model_version_by_alias("ecg-mit-mlp", "scratch")
+    assert version.run_id == run.info.run_id
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ecg-mlflow"),
+            "evaluate",
+            "models:/ecg-mit-mlp@scratch",
+            "--database",
+            "mitdb",
+        ],
+        env=project_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test_se_S:" in done.stdout

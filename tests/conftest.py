@@ -90,6 +90,12 @@ def synthetic_mitdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # PTB records carry 15 signals: the 12 standard leads and the 3 Frank leads.
+@pytest.fixture
+def record_writer():
+    """write_mit_record, for tests that write records of their own layout (any rate, leads, main lead)."""
+    return write_mit_record
+
+
 INCART_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 

@@ -2,7 +2,13 @@
 
 The raw data directory may be read-only, so built datasets live in config.resolve_cache_dir().
 A build is written into a temporary sibling directory and renamed into place, so an interrupted
-build never leaves a half-written entry that a later run would trust.
+build never leaves a half-written entry that a later run would trust; the temporary folder of a
+build whose process has died (killed mid-write) is removed by the next write.
+
+Inputs are keyed by their content (sha256), so an edited record of the same size is rebuilt, not
+reused. Hashing all 48 MIT-BIH records every time would cost about a second, so each file's
+hash is remembered in INPUT_HASHES_FILE beside the entries, keyed by its size and modification
+time, and only files that changed are read again.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import numpy as np
 
 ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "manifest.json"
+INPUT_HASHES_FILE = "input-sha256.json"
+TMP_PREFIX = ".tmp-"
 CACHE_FORMAT = 1
 
 
@@ -46,6 +54,70 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def content_digests(files: list[Path], cache_dir: Path) -> dict[str, str]:
+    """{absolute path: sha256} of the files, reading only those whose size or mtime changed since last time."""
+    memo_path = Path(cache_dir) / INPUT_HASHES_FILE
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    digests, changed = {}, False
+    for path in files:
+        stat = Path(path).stat()
+        key = str(Path(path).resolve())
+        known = memo.get(key)
+        if not (isinstance(known, list) and known[:2] == [stat.st_size, stat.st_mtime_ns]):
+            known = [stat.st_size, stat.st_mtime_ns, file_sha256(Path(path))]
+            memo[key], changed = known, True
+        digests[key] = known[2]
+    if changed:
+        _write_atomically(memo_path, json.dumps(memo, sort_keys=True))
+    return digests
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}-{os.getpid()}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(folder: Path, prefix: str = TMP_PREFIX) -> list[Path]:
+    """Remove the temporary files and folders ('<prefix><name>-<pid>-<random>') of writers whose process is gone."""
+    removed = []
+    for path in Path(folder).glob(f"{prefix}*"):
+        pid = _owner_pid(path.name, prefix)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _owner_pid(name: str, prefix: str) -> int | None:
+    """The writer's process ID, the field before the random suffix in '<prefix><name>-<pid>-<random>'."""
+    parts = name.removeprefix(prefix).split("-")
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 def entry_dir(cache_dir: Path, name: str, key: str) -> Path:
     return Path(cache_dir) / f"{name}-{key}"
 
@@ -71,7 +143,8 @@ def write_entry(path: Path, arrays: dict[str, np.ndarray], manifest: dict[str, A
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {**manifest, "checksums": array_checksums(arrays), "cache_format": CACHE_FORMAT}
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    remove_stale_temporaries(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{path.name}-{os.getpid()}-", dir=path.parent))
     try:
         np.savez_compressed(tmp / ARRAYS_FILE, **arrays)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ecg_mlflow.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
 from ecg_mlflow.data.errors import DataError
@@ -125,23 +126,34 @@ def ptb_diagnosis(comments: Sequence[str]) -> int | None:
     return None
 
 
-_MIT_CITATION = (
-    "Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. IEEE Eng in Med and Biol 20(3):45-50 (2001)"
-)
+def beat_database(
+    name: str, title: str, fs: int | None, n_signals: int | None, leads: tuple[str, ...], **extra: Any
+) -> Database:
+    """A database with reference beat annotations (.atr) labelled with the AAMI classes: the common case."""
+    return Database(
+        name=name,
+        title=title,
+        fs=fs,
+        n_signals=n_signals,
+        leads=leads,
+        class_names=AAMI_CLASSES,
+        symbol_classes=SYMBOL_TO_AAMI,
+        headline_classes=("N", "S", "V"),
+        **extra,
+    )
+
 
 register_database(
-    Database(
-        name="mitdb",
-        title="MIT-BIH Arrhythmia Database",
+    beat_database(
+        "mitdb",
+        "MIT-BIH Arrhythmia Database",
         fs=360,
         n_signals=2,
         leads=("MLII",),
-        class_names=AAMI_CLASSES,
-        symbol_classes=SYMBOL_TO_AAMI,
         dataset="mit",
         inter_split=InterPatientSplit(MIT_DS1, MIT_DS2, "de Chazal et al. 2004 (DS1 -> DS2; paced records left out)"),
-        headline_classes=("N", "S", "V"),
-        citation=_MIT_CITATION,
+        citation="Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. IEEE Eng in Med and Biol "
+        "20(3):45-50 (2001)",
     )
 )
 register_database(
@@ -160,56 +172,44 @@ register_database(
     )
 )
 register_database(
-    Database(
-        name="svdb",
-        title="MIT-BIH Supraventricular Arrhythmia Database",
+    beat_database(
+        "svdb",
+        "MIT-BIH Supraventricular Arrhythmia Database",
         fs=128,
         n_signals=2,
         leads=("ECG1",),
-        class_names=AAMI_CLASSES,
-        symbol_classes=SYMBOL_TO_AAMI,
-        headline_classes=("N", "S", "V"),
         citation="Greenwald SD. Improved detection and classification of arrhythmias in noise-stressed ECGs (1990)",
     )
 )
 register_database(
-    Database(
-        name="incartdb",
-        title="St Petersburg INCART 12-lead Arrhythmia Database",
+    beat_database(
+        "incartdb",
+        "St Petersburg INCART 12-lead Arrhythmia Database",
         fs=257,
         n_signals=12,
         leads=("II",),
-        class_names=AAMI_CLASSES,
-        symbol_classes=SYMBOL_TO_AAMI,
-        headline_classes=("N", "S", "V"),
         citation="St Petersburg Institute of Cardiological Technics 12-lead Arrhythmia Database, PhysioNet (2008)",
     )
 )
 register_database(
-    Database(
-        name="nstdb",
-        title="MIT-BIH Noise Stress Test Database",
+    beat_database(
+        "nstdb",
+        "MIT-BIH Noise Stress Test Database",
         fs=360,
         n_signals=2,
         leads=("MLII",),
-        class_names=AAMI_CLASSES,
-        symbol_classes=SYMBOL_TO_AAMI,
-        headline_classes=("N", "S", "V"),
         skip_unannotated=True,
         citation="Moody GB, Muldrow WE, Mark RG. A noise stress test for arrhythmia detectors. Computers in "
         "Cardiology 11:381-384 (1984)",
     )
 )
 register_database(
-    Database(
-        name="wfdb",
-        title="any folder of WFDB records with reference beat annotations (.atr)",
+    beat_database(
+        "wfdb",
+        "any folder of WFDB records with reference beat annotations (.atr)",
         fs=None,
         n_signals=None,
         leads=("MLII",),
-        class_names=AAMI_CLASSES,
-        symbol_classes=SYMBOL_TO_AAMI,
-        headline_classes=("N", "S", "V"),
         skip_unannotated=True,
         folder="",
         downloadable=False,

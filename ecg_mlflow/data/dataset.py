@@ -113,10 +113,16 @@ def input_files(config: DataConfig, data_dir: Path) -> list[Path]:
     return record_files(get_database(config.dataset), data_dir)
 
 
-def array_parameters(config: DataConfig, data_dir: Path) -> dict[str, Any]:
+def input_sha256(files: list[Path], data_dir: Path, cache_dir: Path) -> dict[str, str]:
+    """{path relative to DATA_DIR: sha256} of the input files (remembered per size and mtime in the cache)."""
+    digests = cache.content_digests(files, cache_dir)
+    return {p.relative_to(data_dir).as_posix(): digests[str(p.resolve())] for p in files}
+
+
+def array_parameters(config: DataConfig, data_dir: Path, cache_dir: Path) -> dict[str, Any]:
     """Everything that changes the cached arrays (not max_beats: it is applied after the cache).
 
-    The input fingerprint (file names and sizes) keeps a different data folder from reusing a cache.
+    The input fingerprint is the files' content: an edited record, or another data folder, is a new key.
     """
     files = input_files(config, data_dir)
     params: dict[str, Any] = {
@@ -127,7 +133,7 @@ def array_parameters(config: DataConfig, data_dir: Path) -> dict[str, Any]:
         "val_fraction": config.val_fraction,
         "split_seed": config.split_seed,
         "context_columns": list(CONTEXT_COLUMNS),  # a new context column invalidates old caches by itself
-        "inputs": cache.stable_hash([[p.relative_to(data_dir).as_posix(), p.stat().st_size] for p in files]),
+        "inputs": cache.stable_hash(input_sha256(files, data_dir, cache_dir)),
     }
     if not (config.source == "kaggle" and config.dataset == "mit"):  # the Kaggle MIT files fix the test set
         params["test_fraction"] = config.test_fraction
@@ -227,7 +233,9 @@ def build_arrays(config: DataConfig, data_dir: Path, progress: bool = False, wor
     return {"arrays": _take(table, idx), "leads": table["leads"], "rates": table["rates"]}
 
 
-def _manifest(config: DataConfig, data_dir: Path, params: dict[str, Any], built: dict[str, Any]) -> dict[str, Any]:
+def _manifest(
+    config: DataConfig, data_dir: Path, cache_dir: Path, params: dict[str, Any], built: dict[str, Any]
+) -> dict[str, Any]:
     arrays = built["arrays"]
     names = get_database(config.dataset).class_names
     files = input_files(config, data_dir)
@@ -245,21 +253,20 @@ def _manifest(config: DataConfig, data_dir: Path, params: dict[str, Any], built:
         "sampling_rates": built["rates"],
         "context_names": list(CONTEXT_COLUMNS) if arrays["context_train"].shape[1] else [],
         "class_counts": {s: class_counts(arrays[f"y_{s}"], names) for s in SPLIT_NAMES},
-        "input_sha256": {p.relative_to(data_dir).as_posix(): cache.file_sha256(p) for p in files},
+        "input_sha256": input_sha256(files, data_dir, cache_dir),
     }
 
 
 def load_dataset(config: DataConfig, progress: bool = False, *, workers: int = 1, rebuild: bool = False) -> BeatDataset:
     """The dataset of `config`: from the cache when built before, else built and cached; then max_beats."""
     data_dir = resolve_data_dir(config.data_dir or None)
-    params = array_parameters(config, data_dir)
-    entry = cache.entry_dir(
-        resolve_cache_dir(config.cache_dir or None), dataset_name(config), cache.stable_hash(params)
-    )
+    cache_dir = resolve_cache_dir(config.cache_dir or None)
+    params = array_parameters(config, data_dir, cache_dir)
+    entry = cache.entry_dir(cache_dir, dataset_name(config), cache.stable_hash(params))
     cached = None if rebuild else cache.read_entry(entry)
     if cached is None:
         built = build_arrays(config, data_dir, progress=progress, workers=workers)
-        manifest = cache.write_entry(entry, built["arrays"], _manifest(config, data_dir, params, built))
+        manifest = cache.write_entry(entry, built["arrays"], _manifest(config, data_dir, cache_dir, params, built))
         arrays = built["arrays"]
     else:
         arrays, manifest = cached
@@ -330,7 +337,7 @@ def load_database_beats(
         "database": database.name,
         "records": sorted(records) if records is not None else "all",
         "context_columns": list(CONTEXT_COLUMNS),
-        "inputs": cache.stable_hash([[p.relative_to(data_dir).as_posix(), p.stat().st_size] for p in files]),
+        "inputs": cache.stable_hash(input_sha256(files, data_dir, cache_dir)),
     }
     entry = cache.entry_dir(cache_dir, f"eval-{database.name}", cache.stable_hash(params))
     cached = cache.read_entry(entry)

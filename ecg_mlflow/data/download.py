@@ -1,19 +1,30 @@
-"""Download a PhysioNet database with wfdb and check every file against PhysioNet's SHA256SUMS.txt.
+"""Download a PhysioNet database and check every file against PhysioNet's SHA256SUMS.txt.
 
 Files go to a temporary folder inside DATA_DIR first; only when every checksum matches are they
-moved into DATA_DIR/<db>/, so a failed or interrupted download leaves nothing half-written.
+moved into DATA_DIR/<db>/, so a failed or interrupted download leaves nothing half-written: the
+temporary folder is removed on any error, on Ctrl-C and on SIGTERM, and the folder of a download
+whose process was killed outright is removed by the next download.
+
+wfdb gives the file index and the database's current version (wfdb.io.download), but its own
+`dl_files` has no network timeout (a stalled connection hung until killed), so each file is
+fetched with urllib under TIMEOUT_SECONDS and retried RETRIES times with a growing pause.
 The fetch function is injectable so the logic is testable without network (local_fetcher).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from ecg_mlflow.data.cache import file_sha256, remove_stale_temporaries
 from ecg_mlflow.data.databases import DATABASES, Database
 from ecg_mlflow.data.errors import DataError
 
@@ -21,25 +32,66 @@ SUMS_FILE = "SHA256SUMS.txt"
 WANTED_SUFFIXES = {".hea", ".dat", ".atr", ".xyz"}
 WANTED_NAMES = {"RECORDS", "LICENSE.txt", "LICENSE.md", "ANNOTATORS"}
 
+TMP_PREFIX = ".download-"
+TIMEOUT_SECONDS = 30.0
+RETRIES = 3
+RETRY_PAUSE_SECONDS = 2.0
+
 # fetch(files relative to the database root, destination dir): writes dest/file for each file.
 Fetch = Callable[[Sequence[str], Path], None]
 
 
-def physionet_fetcher(db: str) -> Fetch:
-    """wfdb.dl_files against physionet.org (the latest version of `db`)."""
+def physionet_fetcher(
+    db: str,
+    *,
+    base_url: str | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+    retries: int = RETRIES,
+    pause: float = RETRY_PAUSE_SECONDS,
+) -> Fetch:
+    """Files of the current version of `db` from PhysioNet (or `base_url`), each under a timeout, with retries."""
+    state: dict[str, str] = {}
+
+    def root() -> str:
+        if "url" not in state:
+            if base_url is not None:
+                state["url"] = base_url.rstrip("/")
+            else:
+                from wfdb.io import download as wfdb_download
+
+                version = _retrying(db, "its version", lambda: wfdb_download.get_version(db), retries, pause)
+                state["url"] = f"{wfdb_download.config.db_index_url.rstrip('/')}/{db}/{version}"
+        return state["url"]
 
     def fetch(files: Sequence[str], dest: Path) -> None:
-        import wfdb
-
-        try:
-            wfdb.dl_files(db, str(dest), list(files), keep_subdirs=True, overwrite=True)
-        except Exception as exc:  # wfdb raises bare HTTP/connection errors
-            raise DataError(
-                f"could not download {db} from PhysioNet ({type(exc).__name__}: {exc}); without network, copy "
-                f"the files from https://physionet.org/content/{db}/ into DATA_DIR/{db}/"
-            ) from exc
+        for name in files:
+            url = f"{root()}/{name}"
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _retrying(db, name, lambda u=url, t=target: _get(u, t, timeout), retries, pause)
 
     return fetch
+
+
+def _get(url: str, target: Path, timeout: float) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def _retrying(db: str, what: str, call: Callable[[], object], retries: int, pause: float) -> object:
+    """`call` up to `retries` times; the last failure is one DataError line naming the database and file."""
+    for attempt in range(1, retries + 1):
+        try:
+            return call()
+        except (OSError, urllib.error.URLError, ValueError) as exc:  # timeouts are OSErrors
+            if attempt == retries:
+                raise DataError(
+                    f"could not download {db}/{what} from PhysioNet after {retries} attempts "
+                    f"({type(exc).__name__}: {exc}); without network, copy the files from "
+                    f"https://physionet.org/content/{db}/ into DATA_DIR/{db}/"
+                ) from None
+            time.sleep(pause * attempt)
+    raise AssertionError("unreachable")
 
 
 def local_fetcher(source_dir: Path) -> Fetch:
@@ -77,12 +129,22 @@ def wanted_files(database: Database, sums: dict[str, str]) -> list[str]:
     return keep
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while inside, so `finally` blocks clean up (main thread only)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def download_database(
@@ -98,7 +160,13 @@ def download_database(
     fetch = fetch or physionet_fetcher(db)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".download-{db}-", dir=data_dir))
+    remove_stale_temporaries(data_dir, TMP_PREFIX)
+    with terminate_as_interrupt():
+        return _download_into(db, data_dir, fetch, on_file)
+
+
+def _download_into(db: str, data_dir: Path, fetch: Fetch, on_file: Callable[[str], None] | None) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{db}-{os.getpid()}-", dir=data_dir))
     try:
         fetch([SUMS_FILE], tmp)
         sums = parse_sha256sums((tmp / SUMS_FILE).read_text())
@@ -107,7 +175,7 @@ def download_database(
             raise DataError(f"{SUMS_FILE} of {db} lists no record files")
         for name in files:
             fetch([name], tmp)
-            got = sha256_of(tmp / name)
+            got = file_sha256(tmp / name)
             if got != sums[name]:
                 raise DataError(
                     f"{db}/{name}: checksum mismatch (expected {sums[name]}, got {got}); nothing was written"

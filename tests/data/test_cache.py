@@ -10,6 +10,11 @@ from ecg_mlflow.data import cache, dataset
 from ecg_mlflow.data.dataset import load_dataset
 
 
+def entries(cache_dir) -> list:
+    """The cached datasets (folders); the remembered input hashes are a file beside them."""
+    return [p for p in cache_dir.iterdir() if p.is_dir()]
+
+
 def test_write_then_read_roundtrip_and_checksums(tmp_path) -> None:
     arrays = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "r": np.array(["100", ""])}
     manifest = cache.write_entry(tmp_path / "e", arrays, {"source": "test"})
@@ -44,15 +49,56 @@ def test_dataset_is_built_once_and_reused(synthetic_mitdb, tmp_path, monkeypatch
     second = load_dataset(config)
     assert calls == []
     assert second.digest == first.digest and np.array_equal(second.x_train, first.x_train)
-    assert len(list(tmp_path.iterdir())) == 1
+    assert len(entries(tmp_path)) == 1
 
 
 def test_parameters_that_change_the_arrays_change_the_key_max_beats_does_not(synthetic_mitdb, tmp_path) -> None:
     base = DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path))
     load_dataset(base)
     load_dataset(DataConfig(**{**base.__dict__, "max_beats": 50}))
-    assert len(list(tmp_path.iterdir())) == 1
+    assert len(entries(tmp_path)) == 1
     load_dataset(DataConfig(**{**base.__dict__, "split_seed": 1}))
     load_dataset(DataConfig(**{**base.__dict__, "split": "inter"}))
     load_dataset(DataConfig(**{**base.__dict__, "test_fraction": 0.3}))
-    assert len(list(tmp_path.iterdir())) == 4
+    assert len(entries(tmp_path)) == 4
+
+
+def test_an_edited_record_of_the_same_size_is_rebuilt_not_reused(synthetic_mitdb, tmp_path) -> None:
+    """Issue: the key was the files' names and sizes, so a same-size edit reused stale beats."""
+    import shutil
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(synthetic_mitdb, data_dir)
+    config = DataConfig(data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"))
+    before = load_dataset(config)
+    dat = data_dir / "mitdb" / "100.dat"
+    raw = bytearray(dat.read_bytes())
+    raw[3000:3600] = bytes(600)  # the same size, other samples
+    dat.write_bytes(bytes(raw))
+    after = load_dataset(config)
+    assert after.digest != before.digest
+    assert after.manifest["input_sha256"]["mitdb/100.dat"] == cache.file_sha256(dat)
+
+
+def test_input_hashes_are_remembered_until_a_file_changes(synthetic_mitdb, tmp_path, monkeypatch) -> None:
+    files = sorted((synthetic_mitdb / "mitdb").glob("*.dat"))
+    first = cache.content_digests(files, tmp_path)
+    hashed = []
+    monkeypatch.setattr(cache, "file_sha256", lambda path: hashed.append(path) or "x")
+    assert cache.content_digests(files, tmp_path) == first
+    assert hashed == []  # nothing changed: no file is read again
+
+
+def test_a_stale_temporary_folder_of_a_dead_build_is_removed_at_the_next_write(tmp_path) -> None:
+    """Issue: an interrupted cache write left .tmp-* folders (23 MB each) behind for ever."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".tmp-e-{int(dead.stdout)}-abcd"
+    stale.mkdir()
+    (stale / cache.ARRAYS_FILE).write_bytes(b"half")
+    live = tmp_path / f".tmp-other-{__import__('os').getpid()}-efgh"  # this process: a build in progress
+    live.mkdir()
+    cache.write_entry(tmp_path / "e", {"x": np.zeros(3)}, {})
+    assert not stale.exists() and live.exists()

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
 from ecg_mlflow.data.databases import DATABASES
-from ecg_mlflow.data.download import download_database, local_fetcher, parse_sha256sums, wanted_files
+from ecg_mlflow.data.download import (
+    download_database,
+    local_fetcher,
+    parse_sha256sums,
+    physionet_fetcher,
+    wanted_files,
+)
 from ecg_mlflow.data.errors import DataError
 
 
@@ -60,3 +74,84 @@ def test_sums_parsing_and_file_selection() -> None:
 def test_unknown_database_is_rejected(tmp_path) -> None:
     with pytest.raises(DataError, match="unknown database"):
         download_database("nope", tmp_path)
+
+
+@contextlib.contextmanager
+def http_server(handler_class) -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server on a loopback port in a thread; yields its URL and the paths it was asked for."""
+    requested: list[str] = []
+
+    class Handler(handler_class):
+        def log_message(self, *args) -> None:  # keep the test output clean
+            pass
+
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Stalling(http.server.BaseHTTPRequestHandler):
+    """Accepts the request and never answers: the network hang the timeout exists for."""
+
+    def do_GET(self) -> None:
+        time.sleep(30)
+
+
+def test_downloads_over_http_from_a_served_mirror(mirror, tmp_path) -> None:
+    class Serving(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(mirror), **kwargs)
+
+    with http_server(Serving) as (url, requested):
+        target = download_database("mitdb", tmp_path / "data", fetch=physionet_fetcher("mitdb", base_url=url))
+    assert (target / "100.atr").read_bytes() == (mirror / "100.atr").read_bytes()
+    assert "/SHA256SUMS.txt" in requested and "/x_mitdb/x_100.dat" not in requested
+
+
+def test_a_stalled_connection_times_out_retries_and_leaves_nothing(tmp_path) -> None:
+    with http_server(Stalling) as (url, requested):
+        fetch = physionet_fetcher("mitdb", base_url=url, timeout=0.5, retries=2, pause=0.0)
+        start = time.monotonic()
+        with pytest.raises(DataError, match=r"could not download mitdb/SHA256SUMS.txt .* after 2 attempts"):
+            download_database("mitdb", tmp_path / "data", fetch=fetch)
+        assert time.monotonic() - start < 10
+    assert len(requested) == 2
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_sigterm_during_a_download_leaves_no_temporary_folder(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    with http_server(Stalling) as (url, _):
+        script = (
+            "import sys; from pathlib import Path\n"
+            "from ecg_mlflow.data.download import download_database, physionet_fetcher\n"
+            f"download_database('mitdb', Path({str(data_dir)!r}), fetch=physionet_fetcher('mitdb', base_url={url!r}))\n"
+        )
+        child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not list(data_dir.glob(".download-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(data_dir.glob(".download-*")), "the download never started"
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    assert child.returncode != 0
+    assert list(data_dir.iterdir()) == []
+
+
+def test_the_folder_of_a_killed_download_is_removed_by_the_next_one(mirror, tmp_path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / "data" / f".download-mitdb-{int(dead.stdout)}-abcd1234"
+    stale.mkdir(parents=True)
+    (stale / "100.dat").write_bytes(b"half")
+    download_database("mitdb", tmp_path / "data", fetch=local_fetcher(mirror))
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["mitdb"]

@@ -44,7 +44,7 @@ def test_bad_rows_name_file_row_and_problem(kaggle_csv_dir, tmp_path, monkeypatc
     config = DataConfig(source="kaggle", data_dir=str(kaggle_csv_dir.parent), cache_dir=str(cache))
     with pytest.raises(DataError, match="row 17"):
         load_dataset(config)
-    assert not cache.exists() or not any(cache.iterdir())  # nothing cached
+    assert not cache.exists() or not any(p.is_dir() for p in cache.iterdir())  # no dataset cached
 
 
 def test_ptb_files_must_hold_their_own_label(kaggle_csv_dir) -> None:

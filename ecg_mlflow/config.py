@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ecg_mlflow.data.context import CONTEXT_KINDS
-from ecg_mlflow.data.databases import training_datasets
+from ecg_mlflow.data.databases import DATABASES, training_datasets
 
 TRANSFORM_NAMES: tuple[str, ...] = (
     "original",
@@ -36,6 +36,7 @@ PRETRAIN_DATASET = "mit"
 # to the patient's own beats).
 CONTEXTS: tuple[str, ...] = tuple(CONTEXT_KINDS)
 CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
+SOURCES_WITH_TIMING: tuple[str, ...] = ("physionet",)  # the Kaggle CSVs are isolated beats: no R-R, no record
 BEAT_LENGTH = 187
 SAMPLING_RATE = 125
 
@@ -239,7 +240,7 @@ class TransferConfig:
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, BACKBONES)
         _check_choice("init", self.init, ("pretrained", "scratch"))
-        _check_choice("context", self.context, CONTEXTS)
+        _check_context(self.context, self.data)
         _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         _check_training(self.epochs, self.batch_size, self.learning_rate)
         _check_range("label_fraction", self.label_fraction, 0.0, 1.0, low_open=True)
@@ -272,7 +273,7 @@ class EnsembleConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
-        _check_choice("context", self.context, CONTEXTS)
+        _check_context(self.context, self.data)
         _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         if not self.members:
             raise ConfigError("members needs at least one backbone")
@@ -284,6 +285,15 @@ class EnsembleConfig:
                 "give one run ID per member"
             )
         _check_training(self.epochs, self.batch_size, self.learning_rate)
+
+
+def _check_context(context: str, data: DataConfig) -> None:
+    _check_choice("context", context, CONTEXTS)
+    if context != "none" and data.source not in SOURCES_WITH_TIMING:
+        raise ConfigError(
+            f"context={context!r} needs beat timing, which source={data.source!r} does not have (isolated beats "
+            f"with no R peaks or records); use source={SOURCES_WITH_TIMING[0]!r}, or context='none'"
+        )
 
 
 def _check_training(epochs: int, batch_size: int, learning_rate: float) -> None:
@@ -406,7 +416,9 @@ def _coerce(config_cls: type, name: str, value: Any) -> Any:
 
 
 PARAMETER_HELP: dict[str, str] = {
-    "dataset": "mit (5 AAMI classes) or ptb (normal vs MI)",
+    "dataset": " or ".join(
+        f"{name} ({db.title}: {', '.join(db.class_names)})" for name, db in training_datasets().items()
+    ),
     "source": "physionet (build beats from WFDB records) or kaggle (import the Kaggle CSVs)",
     "split": "intra: stratified random beat split (the paper); inter: patient-wise, de Chazal DS1/DS2 (MIT only)",
     "data_dir": "folder with mitdb/, ptbdb/ or kaggle/ (default: $ECG_DATA_DIR, then ./data)",
@@ -515,6 +527,8 @@ class ChainConfig:
         _check_choice("split", self.split, SPLITS)
         _check_choice("context", self.context, CONTEXTS)
         _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        if self.split == "inter" and training_datasets()[self.dataset].inter_split is None:
+            raise ConfigError(f"split='inter' is not defined for {self.dataset}; use split='intra'")
         for backbone in self.backbones:
             _check_choice("backbones", backbone, BACKBONES)
 
@@ -540,15 +554,13 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if not self.model_uri:
             raise ConfigError("model_uri is required: a models:/name@alias, models:/name/version or runs:/ URI")
-        from ecg_mlflow.data.databases import DATABASES
-
         _check_choice("database", self.database, tuple(DATABASES))
 
 
 PARAMETER_HELP.update(
     {
         "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",
-        "database": "database to evaluate on: mitdb, svdb, incartdb, nstdb, ptbdb, wfdb (the --data-dir folder itself)",
+        "database": f"database to evaluate on: {', '.join(DATABASES)} (wfdb: the records in --data-dir itself)",
         "records": "comma-separated record names to evaluate on (default: every annotated record)",
         "download": "download the database with wfdb when its folder is missing or empty",
         "profile": "quick (minutes on 2 cores) or paper (5/20/20 epochs, batch 64, all beats)",

@@ -45,9 +45,12 @@ def render_mlproject() -> str:
         parameters = exposed_parameters(config_cls, fixed)
         lines.append(f"  {entry}:")
         lines.append("    parameters:")
-        for name, (kind, default) in parameters.items():
-            lines.append(f"      {name}: {{type: {_MLFLOW_TYPES[kind]}, default: {_yaml_scalar(default)}}}")
         positional = positional_parameters(config_cls)
+        for name, (kind, default) in parameters.items():
+            if name in positional:  # required: `mlflow run` refuses a call without it before it creates a run
+                lines.append(f"      {name}: {{type: {_MLFLOW_TYPES[kind]}}}")
+            else:
+                lines.append(f"      {name}: {{type: {_MLFLOW_TYPES[kind]}, default: {_yaml_scalar(default)}}}")
         options = " ".join(
             f"{{{name}}}" if name in positional else f"--{name.replace('_', '-')} {{{name}}}" for name in parameters
         )

@@ -91,3 +91,13 @@ def test_chain_profile_sets_epochs_and_beats() -> None:
     assert paper.settings.batch_size == 64 and paper.settings.max_beats == 0
     assert quick.settings.max_beats > 0
     assert ChainConfig(profile="quick", max_beats=123).settings.max_beats == 123
+
+
+def test_context_without_beat_timing_and_undeclared_inter_splits_are_refused_up_front() -> None:
+    from ecg_mlflow.config import ChainConfig, ConfigError, DataConfig, TransferConfig
+
+    with pytest.raises(ConfigError, match="context='rr' needs beat timing"):
+        TransferConfig(context="rr", data=DataConfig(source="kaggle"))
+    with pytest.raises(ConfigError, match="split='inter' is not defined for ptb"):
+        ChainConfig(dataset="ptb", split="inter")
+    assert TransferConfig(context="rr_template", data=DataConfig(split="inter")).context == "rr_template"

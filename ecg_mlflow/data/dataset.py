@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ecg_mlflow.config import BEAT_LENGTH, DataConfig, resolve_cache_dir, resolve_data_dir
-from ecg_mlflow.data import cache, kaggle, physionet, splits
+from ecg_mlflow.data import cache, kaggle, physionet, qrs, splits
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, select_context
 from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.errors import DataError
@@ -90,11 +90,11 @@ def database_dir(database: Database, data_dir: Path) -> Path:
     return db_dir
 
 
-def record_files(database: Database, data_dir: Path) -> list[Path]:
-    """Every file the beats of `database` are built from; DataError naming the first one missing."""
+def record_files(database: Database, data_dir: Path, records: list[str] | None = None) -> list[Path]:
+    """Every file the beats of `database` (or of `records` of it) are built from; DataError naming one missing."""
     db_dir = database_dir(database, data_dir)
     files = []
-    for record in physionet.database_records(database, db_dir):
+    for record in records if records is not None else physionet.database_records(database, db_dir):
         for suffix in database.record_suffixes:
             path = db_dir / f"{record}{suffix}"
             if not path.is_file():
@@ -111,6 +111,26 @@ def input_files(config: DataConfig, data_dir: Path) -> list[Path]:
     if config.source == "kaggle":
         return kaggle.kaggle_paths(data_dir / "kaggle", config.dataset)
     return record_files(get_database(config.dataset), data_dir)
+
+
+def extraction_fingerprint(database: Database) -> str:
+    """What decides the beats besides the input files: the database's declaration, the QRS detector and
+    the rules that choose validation records. Part of every cache key, so changing any of them rebuilds."""
+    declaration = {
+        f.name: _stable(getattr(database, f.name)) for f in fields(database) if f.name not in ("title", "citation")
+    }
+    return cache.stable_hash(
+        {
+            "database": declaration,
+            "qrs": [qrs.DEFAULT_DETECTOR, qrs.GQRS_AMPLITUDE, qrs.SNAP_RADIUS_S, qrs.SNAP_SMOOTH_S],
+            "validation": [splits.MIN_VAL_RECORDS, splits.VAL_RECORD_DRAWS, splits.REQUIRED_SHARE],
+        }
+    )
+
+
+def _stable(value: Any) -> Any:
+    """A value as the same text in every process: a function by its qualified name, not its address."""
+    return f"{value.__module__}.{value.__qualname__}" if callable(value) else value
 
 
 def input_sha256(files: list[Path], data_dir: Path, cache_dir: Path) -> dict[str, str]:
@@ -135,6 +155,8 @@ def array_parameters(config: DataConfig, data_dir: Path, cache_dir: Path) -> dic
         "context_columns": list(CONTEXT_COLUMNS),  # a new context column invalidates old caches by itself
         "inputs": cache.stable_hash(input_sha256(files, data_dir, cache_dir)),
     }
+    if config.source != "kaggle":
+        params["extraction"] = extraction_fingerprint(get_database(config.dataset))
     if not (config.source == "kaggle" and config.dataset == "mit"):  # the Kaggle MIT files fix the test set
         params["test_fraction"] = config.test_fraction
     return params
@@ -329,14 +351,13 @@ def load_database_beats(
     database: Database, data_dir: Path, cache_dir: Path, progress: bool = False, records: list[str] | None = None
 ) -> DatabaseBeats:
     """All labelled beats (and rhythm context) of a database folder, cached like the training datasets."""
-    files = record_files(database, data_dir)
-    if records is not None:
-        files = [f for f in files if f.relative_to(data_dir / database.directory).with_suffix("").as_posix() in records]
+    files = record_files(database, data_dir, records)
     params = {
         "format": DATASET_FORMAT,
         "database": database.name,
         "records": sorted(records) if records is not None else "all",
         "context_columns": list(CONTEXT_COLUMNS),
+        "extraction": extraction_fingerprint(database),
         "inputs": cache.stable_hash(input_sha256(files, data_dir, cache_dir)),
     }
     entry = cache.entry_dir(cache_dir, f"eval-{database.name}", cache.stable_hash(params))

@@ -29,7 +29,7 @@ from ecg_mlflow.data.databases import DATABASES, Database
 from ecg_mlflow.data.errors import DataError
 
 SUMS_FILE = "SHA256SUMS.txt"
-WANTED_SUFFIXES = {".hea", ".dat", ".atr", ".xyz"}
+WANTED_SUFFIXES = {".hea", ".dat", ".atr"}
 WANTED_NAMES = {"RECORDS", "LICENSE.txt", "LICENSE.md", "ANNOTATORS"}
 
 TMP_PREFIX = ".download-"
@@ -182,7 +182,7 @@ def _download_into(db: str, data_dir: Path, fetch: Fetch, on_file: Callable[[str
                 )
             if on_file:
                 on_file(name)
-        return _move_into_place(tmp, data_dir / db, [*files, SUMS_FILE])
+        return _move_into_place(tmp, data_dir / DATABASES[db].directory, [*files, SUMS_FILE])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -144,14 +144,19 @@ def beats_from_signal(signal: np.ndarray, fs: int, peaks: np.ndarray) -> np.ndar
     return cut_beats(normalised, peaks_125, window)
 
 
-def list_records(db_dir: Path, db: str = "mitdb") -> list[str]:
-    """Record names from the RECORDS file (as PhysioNet ships it), else every *.hea; DataError if none."""
+def list_records(db_dir: Path, db: str = "mitdb", nested: bool = True) -> list[str]:
+    """Record names from the RECORDS file (as PhysioNet ships it), else every *.hea; DataError if none.
+
+    nested=False looks in db_dir itself only, so a folder of records that holds other databases'
+    folders (DATA_DIR with `--database wfdb`) does not pool them.
+    """
     db_dir = Path(db_dir)
     listing = db_dir / "RECORDS"
     if listing.is_file():
         records = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
     else:
-        records = sorted(p.relative_to(db_dir).with_suffix("").as_posix() for p in db_dir.rglob("*.hea"))
+        headers = db_dir.rglob("*.hea") if nested else db_dir.glob("*.hea")
+        records = sorted(p.relative_to(db_dir).with_suffix("").as_posix() for p in headers)
     if not records:
         raise DataError(
             f"no {db} records found in {db_dir}: put the PhysioNet files there "
@@ -162,7 +167,7 @@ def list_records(db_dir: Path, db: str = "mitdb") -> list[str]:
 
 def database_records(database: Database, db_dir: Path) -> list[str]:
     """The records of `database` under db_dir that can be read (nstdb's unannotated noise records are skipped)."""
-    records = list_records(db_dir, database.name)
+    records = list_records(db_dir, database.name, nested=database.nested_records)
     if database.skip_unannotated and database.beat_annotator:
         records = [r for r in records if (Path(db_dir) / f"{r}.{database.beat_annotator}").is_file()]
         if not records:

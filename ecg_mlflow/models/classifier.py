@@ -56,8 +56,9 @@ def build_classifier(
 ) -> keras.Model:
     """encoder + task head; freeze=True keeps the (pretrained) encoder fixed as a feature extractor.
 
-    With `context`, the model takes {"beat", "rhythm"} and joins the normalised rhythm features
-    to the encoder's output through one Dense layer before the head.
+    With `context`, the model takes {"beat", "rhythm"}: the normalised context and the encoder's
+    features (with dropout) go through one Dense layer, and the head sees that layer and the
+    normalised context itself (the wide, linear path).
     """
     _check_classes(n_classes)
     encoder.trainable = not freeze
@@ -153,7 +154,7 @@ def build_ensemble(members: list[keras.Model], n_classes: int) -> keras.Model:
     width = 1 if n_classes == 2 else n_classes
     beat = keras.Input(shape=_beat_shape(members[0]), name=BEAT_INPUT)
     inputs: dict[str, keras.KerasTensor] = {BEAT_INPUT: beat}
-    context_widths = {_context_width(m) for m in members if uses_context(m)}
+    context_widths = {context_width(m) for m in members if uses_context(m)}
     if len(context_widths) > 1:
         raise ValueError(f"members take rhythm context of different widths {sorted(context_widths)}")
     if context_widths:
@@ -177,7 +178,8 @@ def _beat_shape(model: keras.Model) -> tuple[int, ...]:
     return tuple(beat.shape[1:])
 
 
-def _context_width(model: keras.Model) -> int:
+def context_width(model: keras.Model) -> int:
+    """How many context features the model's `rhythm` input takes."""
     return int(next(t for t in keras.tree.flatten(model.inputs) if t.name == CONTEXT_INPUT).shape[-1])
 
 

@@ -24,7 +24,7 @@ from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.dataset import DatabaseBeats, load_database_beats
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_evaluation
-from ecg_mlflow.models.classifier import predict_proba, uses_context
+from ecg_mlflow.models.classifier import context_width, predict_proba, uses_context
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.tracking.runs import step_run
 from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_model_run
@@ -56,7 +56,7 @@ def check_classes(model_run: UpstreamRun, database: Database) -> None:
 def ensure_database(database: Database, data_dir: Path, download: bool) -> None:
     """Download the database with wfdb when its folder is missing or holds no record."""
     folder = data_dir / database.directory
-    if folder.is_dir() and any(folder.rglob("*.hea")):
+    if folder.is_dir() and any(folder.rglob("*.hea") if database.nested_records else folder.glob("*.hea")):
         return
     if not download or not database.downloadable:
         raise DataError(
@@ -71,6 +71,22 @@ def ensure_database(database: Database, data_dir: Path, download: bool) -> None:
 
     log.info("%s is empty: downloading %s from PhysioNet", folder, database.name)
     download_database(database.name, data_dir)
+
+
+def model_context(model: keras.Model, model_run: UpstreamRun, beats: DatabaseBeats) -> np.ndarray | None:
+    """The context columns the model was trained with (its run's `context` param), checked against its input."""
+    if not uses_context(model):
+        return None
+    kind = model_run.params.get("context", "none")
+    context = select_context(beats.context, beats.context_names, kind)
+    width = context_width(model)
+    if context is None or context.shape[1] != width:
+        raise UpstreamError(
+            f"the model of run {model_run.run_id} takes {width} context features but its run says context={kind!r} "
+            f"({0 if context is None else context.shape[1]} features); the run was logged by another version: "
+            "evaluate a model trained with this version"
+        )
+    return context
 
 
 def per_record_table(beats: DatabaseBeats, proba: np.ndarray) -> pd.DataFrame:
@@ -114,8 +130,7 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1) -> StepResult:
         mlflow.set_tag("ecg_mlflow.dataset_digest", beats.digest)
         model: keras.Model = mlflow.keras.load_model(config.model_uri)
         n_classes = len(database.class_names)
-        kind = model_run.params.get("context", "none")
-        context = select_context(beats.context, beats.context_names, kind) if uses_context(model) else None
+        context = model_context(model, model_run, beats)
         proba = predict_proba(model, beats.x, n_classes, context=context)
         evaluation = evaluate_predictions(
             beats.y, proba, database.class_names, "test_", headline_classes=database.headline_classes

@@ -143,7 +143,9 @@ def run_transfer(
             log_dataset_input(dataset, context=context)
         train = label_subset(split_beats(dataset, "train", config.context), config.label_fraction, config.seed)
         val, test = split_beats(dataset, "val", config.context), split_beats(dataset, "test", config.context)
-        mlflow.log_params({"train_beats": len(train.y), "val_records": ",".join(sorted(set(dataset.records_val)))})
+        mlflow.log_param("train_beats", len(train.y))
+        if config.data.split == "inter":  # validation by whole records: which patients chose the model
+            mlflow.log_param("val_records", ",".join(sorted(set(dataset.records_val))))
 
         encoder, model_config = build_transfer_encoder(config, upstream)
         log_new_params(encoder_params(model_config))

@@ -52,3 +52,23 @@ def test_adding_a_database_is_one_declaration(tmp_path, record_writer) -> None:
         assert EvaluateConfig(model_uri="models:/x@current", database="toydb").database == "toydb"
     finally:
         DATABASES.pop("toydb")
+
+
+def test_the_generic_folder_reads_its_own_records_not_other_databases_below_it(tmp_path, record_writer) -> None:
+    record_writer(tmp_path, "u1", ["MLII", "V1"], seconds=20.0, seed=1, fs=250)
+    (tmp_path / "svdb").mkdir()
+    record_writer(tmp_path / "svdb", "800", ["ECG1", "ECG2"], seconds=20.0, seed=2, fs=128, main_lead="ECG1")
+    beats = load_database_beats(get_database("wfdb"), tmp_path, tmp_path / "cache")
+    assert set(beats.records.tolist()) == {"u1"} and beats.manifest["sampling_rates"] == {"u1": 250}
+
+
+def test_a_changed_declaration_changes_the_cache_key() -> None:
+    from dataclasses import replace
+
+    from ecg_mlflow.data.dataset import extraction_fingerprint
+
+    mitdb = get_database("mitdb")
+    assert extraction_fingerprint(mitdb) == extraction_fingerprint(get_database("mit"))
+    assert extraction_fingerprint(replace(mitdb, leads=("V1",))) != extraction_fingerprint(mitdb)
+    split = replace(mitdb.inter_split, train_records=mitdb.inter_split.train_records[1:])
+    assert extraction_fingerprint(replace(mitdb, inter_split=split)) != extraction_fingerprint(mitdb)

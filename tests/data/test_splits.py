@@ -103,3 +103,14 @@ def test_validation_records_match_the_training_class_mix_better_than_a_random_pi
     random_share = np.bincount(y[pool][np.isin(records[pool], random_pick)], minlength=3)
     random_share = random_share / random_share.sum()
     assert np.abs(share - overall).sum() <= np.abs(random_share - overall).sum()
+
+
+def test_the_validation_choice_never_reads_the_test_records_labels() -> None:
+    records, y = _mit_like_table(2)
+    shuffled = y.copy()
+    in_ds2 = np.isin(records, DS2)
+    shuffled[in_ds2] = np.random.default_rng(9).permutation(shuffled[in_ds2])
+    shuffled[in_ds2 & (shuffled == 0)] = 3  # and other classes altogether
+    a = split_inter(records, y, val_fraction=0.1, seed=0)
+    b = split_inter(records, shuffled, val_fraction=0.1, seed=0)
+    assert np.array_equal(a.val, b.val) and np.array_equal(a.train, b.train)

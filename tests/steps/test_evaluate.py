@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.config import DataConfig, EvaluateConfig, TransferConfig
+from ecg_mlflow.config import ConfigError, DataConfig, EnsembleConfig, EvaluateConfig, TransferConfig
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.models.classifier import predict_proba
@@ -112,5 +112,11 @@ def test_evaluate_with_no_records_and_no_download_names_the_folder(rr_model, tmp
 
 def test_context_is_refused_for_the_kaggle_csvs(tracked, kaggle_csv_dir) -> None:
     data = DataConfig(source="kaggle", data_dir=str(kaggle_csv_dir.parent))
+    for init in ("scratch", "pretrained"):  # refused before anything runs, pretraining included
+        with pytest.raises(ConfigError, match="needs beat timing, which source='kaggle' does not have"):
+            TransferConfig(backbone="mlp", init=init, context="rr", data=data)
+    with pytest.raises(ConfigError, match="needs beat timing"):
+        EnsembleConfig(context="rr_template", data=data)
+    dataset = load_dataset(data)  # and the dataset itself says why, if asked directly
     with pytest.raises(DataError, match=r"no rhythm context.*Kaggle"):
-        run_transfer(TransferConfig(backbone="mlp", init="scratch", context="rr", epochs=1, data=data), verbose=0)
+        dataset.context("train", "rr")

@@ -231,6 +231,7 @@ class TransferConfig:
     learning_rate: float = 1e-3
     label_fraction: float = 1.0
     patience: int = 5
+    min_epochs: int = 8
     seed: int = 0
     context: str = "none"
     class_weight: str = "none"
@@ -248,8 +249,7 @@ class TransferConfig:
             raise ConfigError("give pretrain_run_id or pretrain_model, not both")
         if self.init == "scratch" and (self.pretrain_run_id or self.pretrain_model):
             raise ConfigError("init='scratch' takes no pretrain_run_id/pretrain_model; use init='pretrained'")
-        if self.patience < 0:
-            raise ConfigError(f"patience={self.patience} must be >= 0 (0 = no early stopping)")
+        _check_stopping(self.patience, self.min_epochs)
         # model=None: inherit the pretrained encoder's sizes (init='pretrained') or
         # take the backbone's defaults (init='scratch'); resolved by the step.
 
@@ -267,6 +267,7 @@ class EnsembleConfig:
     batch_size: int = 64
     learning_rate: float = 1e-4
     patience: int = 5
+    min_epochs: int = 8
     seed: int = 0
     context: str = "none"
     class_weight: str = "none"
@@ -285,6 +286,14 @@ class EnsembleConfig:
                 "give one run ID per member"
             )
         _check_training(self.epochs, self.batch_size, self.learning_rate)
+        _check_stopping(self.patience, self.min_epochs)
+
+
+def _check_stopping(patience: int, min_epochs: int) -> None:
+    if patience < 0:
+        raise ConfigError(f"patience={patience} must be >= 0 (0 = no early stopping)")
+    if min_epochs < 0:
+        raise ConfigError(f"min_epochs={min_epochs} must be >= 0")
 
 
 def _check_context(context: str, data: DataConfig) -> None:
@@ -450,6 +459,7 @@ PARAMETER_HELP: dict[str, str] = {
     "freeze": "true: keep the encoder fixed; false: fine-tune it (the paper)",
     "label_fraction": "stratified fraction of the training labels to use (label efficiency)",
     "patience": "early-stopping patience on validation macro-F1 (0 = train all epochs)",
+    "min_epochs": "early stopping never ends a run before this many epochs (slow starters such as the LSTM)",
     "context": "second input beside each beat: none (the paper), rr (R-R intervals), rr_template (+ patient template)",
     "class_weight": "none, or balanced: loss weights inverse to class frequency (rare S, F beats)",
     "members": "comma-separated member backbones of the ensemble",

@@ -8,21 +8,32 @@ that no member trained or selected on.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import keras
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import EnsembleConfig, flatten_config
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.models.classifier import build_ensemble, compile_classifier
 from ecg_mlflow.steps.result import StepResult
-from ecg_mlflow.steps.supervised import FitSettings, evaluate_and_log, fit_classifier, log_classifier, split_beats
+from ecg_mlflow.steps.supervised import (
+    LEARNED_NOTHING_TAG,
+    FitSettings,
+    evaluate_and_log,
+    fit_classifier,
+    log_classifier,
+    split_beats,
+)
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, alias_uri, classifier_model_name, ensemble_model_name
 from ecg_mlflow.tracking.runs import step_run
 from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
+
+log = logging.getLogger(__name__)
 
 STEP = "ensemble"
 MEMBER_PARAMS = ("dataset", "source", "split", "split_seed", "test_fraction", "val_fraction", "context")
@@ -40,6 +51,25 @@ def resolve_members(config: EnsembleConfig) -> list[UpstreamRun]:
     return members
 
 
+def warn_about_members_that_learned_nothing(backbones: Sequence[str], members: list[UpstreamRun]) -> list[str]:
+    """Averaging in a member that always answers the majority class drags the ensemble down: say so loudly."""
+    client = MlflowClient()
+    weak = [
+        b
+        for b, m in zip(backbones, members, strict=True)
+        if client.get_run(m.run_id).data.tags.get(LEARNED_NOTHING_TAG) == "true"
+    ]
+    if weak:
+        mlflow.set_tag("ecg_mlflow.members_learned_nothing", ",".join(weak))
+        log.warning(
+            "ENSEMBLE MEMBER(S) %s LEARNED NOTHING (their runs are tagged %s=true): averaging them in pulls the "
+            "ensemble towards always answering the majority class; retrain them or leave them out of members=",
+            ", ".join(weak),
+            LEARNED_NOTHING_TAG,
+        )
+    return weak
+
+
 def run_ensemble(
     config: EnsembleConfig,
     *,
@@ -54,6 +84,7 @@ def run_ensemble(
         for backbone, member in zip(config.members, members, strict=True):
             mlflow.set_tag(f"ecg_mlflow.member.{backbone}", member.run_id)
         mlflow.log_param("member_run_ids", ",".join(m.run_id for m in members))
+        warn_about_members_that_learned_nothing(config.members, members)
         seed_everything(config.seed)
         dataset = load_dataset(config.data, progress=verbose > 0)
         for context in ("train", "val", "test"):
@@ -65,9 +96,11 @@ def run_ensemble(
         )
 
         train, val, test = (split_beats(dataset, split, config.context) for split in ("train", "val", "test"))
-        settings = FitSettings(config.epochs, config.batch_size, config.patience, config.class_weight)
+        settings = FitSettings(
+            config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs
+        )
         history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
-        metrics = evaluate_and_log(model, val, test, dataset, history)
+        metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         name = ensemble_model_name(config.data.dataset)
         model_uri, version = log_classifier(model, val, name, CURRENT_ALIAS, register, run_id)
         return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)

@@ -24,6 +24,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
 from ecg_mlflow.config import PRETRAIN_DATASET, ChainConfig, flatten_config
+from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
 from ecg_mlflow.tracking.runs import step_run
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class ChainResult:
     run_ids: dict[str, str] = field(default_factory=dict)
     reused: dict[str, bool] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    learned_nothing: dict[str, bool] = field(default_factory=dict)
     table: str = ""
 
 
@@ -145,6 +147,7 @@ def run_chain(config: ChainConfig, *, reuse: bool = True) -> ChainResult:
             )
             result.run_ids[key], result.reused[key] = run.info.run_id, reused
             result.metrics[key] = dict(run.data.metrics)
+            result.learned_nothing[key] = run.data.tags.get(LEARNED_NOTHING_TAG) == "true"
             return run
 
         transfer_ids = []
@@ -178,14 +181,29 @@ def run_chain(config: ChainConfig, *, reuse: bool = True) -> ChainResult:
     return result
 
 
+# AAMI EC57 columns, shown when the runs logged them (MIT-BIH): the figures patient-wise papers report.
+EC57_COLUMNS: dict[str, str] = {
+    "test_macro_f1_nsv": "macro-F1 (N,S,V)",
+    "test_se_S": "S Se",
+    "test_ppv_S": "S +P",
+    "test_se_V": "V Se",
+    "test_ppv_V": "V +P",
+}
+
+
 def results_table(config: ChainConfig, result: ChainResult) -> str:
-    """Tables 1 and 2 of the paper in one: ours (accuracy, macro-F1) beside the paper's accuracy."""
+    """Tables 1 and 2 of the paper in one: ours (accuracy, macro-F1, EC57) beside the paper's accuracy.
+
+    A row whose run learned nothing (no better than always answering the majority class) says so.
+    """
     paper = PAPER_ACCURACY[config.dataset]
+    ec57 = [name for name in EC57_COLUMNS if any(name in m for m in result.metrics.values())]
+    header = ["model", "init", "test accuracy", "test macro-F1", *(EC57_COLUMNS[n] for n in ec57), "paper accuracy"]
     lines = [
-        f"## {config.dataset.upper()} ({config.split} split, profile={config.profile})",
+        f"## {config.dataset.upper()} ({config.split} split, context={config.context}, profile={config.profile})",
         "",
-        "| model | init | test accuracy | test macro-F1 | paper accuracy | run |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| " + " | ".join([*header, "run", "note"]) + " |",
+        "| --- " * (len(header) + 2) + "|",
     ]
     for backbone in (*config.backbones, "ensemble"):
         for init in ("scratch", "pretrained"):
@@ -193,11 +211,10 @@ def results_table(config: ChainConfig, result: ChainResult) -> str:
             if key not in result.metrics:
                 continue
             metrics = result.metrics[key]
-            paper_value = paper[init].get(backbone)
-            lines.append(
-                f"| {backbone} | {init} | {_pct(metrics.get('test_accuracy'))} | {_pct(metrics.get('test_macro_f1'))} "
-                f"| {_pct(paper_value)} | {result.run_ids[key][:8]} |"
-            )
+            cells = [backbone, init, *(_pct(metrics.get(n)) for n in ("test_accuracy", "test_macro_f1", *ec57))]
+            note = "**learned nothing** (no better than the majority class)" if result.learned_nothing.get(key) else ""
+            cells += [_pct(paper[init].get(backbone)), result.run_ids[key][:8], note]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ the test split is touched once, after training, by evaluate_and_log.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import keras
 import mlflow
 import numpy as np
 from mlflow.models import infer_signature
+from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
 from ecg_mlflow.data.dataset import BeatDataset
@@ -27,6 +29,12 @@ from ecg_mlflow.steps.training import (
 from ecg_mlflow.tracking.registry import register_with_alias
 from ecg_mlflow.tracking.upstream import MODEL_URI_TAG
 
+log = logging.getLogger(__name__)
+
+
+LEARNED_NOTHING_TAG = "ecg_mlflow.learned_nothing"
+LEARNED_NOTHING_MARGIN = 0.01  # macro-F1 within this of the majority answer counts as no better
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -34,6 +42,7 @@ class FitSettings:
     batch_size: int
     patience: int
     class_weight: str = "none"
+    min_epochs: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,11 @@ class LabelledBeats:
 
     def inputs(self, model: keras.Model) -> np.ndarray | dict[str, np.ndarray]:
         return model_inputs(model, self.x, self.context)
+
+    @property
+    def majority(self) -> int:
+        """The most common label: what a model that learned nothing answers."""
+        return int(np.bincount(self.y).argmax())
 
 
 def split_beats(dataset: BeatDataset, split: str, context: str) -> LabelledBeats:
@@ -96,11 +110,37 @@ def fit_classifier(
             ValidationMacroF1(val_inputs, val.y, n_classes),
             *callbacks,
             MlflowEpochLogger(),
-            *best_weights_callbacks(settings.patience, settings.epochs),
+            *best_weights_callbacks(settings.patience, settings.min_epochs),
         ],
         verbose=verbose,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def majority_macro_f1(y_true: np.ndarray, majority: int, n_classes: int) -> float:
+    """The macro-F1 of always answering the training split's most common class: what "learned nothing" scores."""
+    answer = np.full(len(y_true), majority)
+    return float(f1_score(y_true, answer, average="macro", labels=np.arange(n_classes), zero_division=0))
+
+
+def flag_if_learned_nothing(metrics: dict[str, float]) -> bool:
+    """Tag the active run (and warn on stderr) when it is no better than the majority answer on val or test."""
+    nothing = any(
+        metrics[score] <= metrics[f"{split}_majority_macro_f1"] + LEARNED_NOTHING_MARGIN
+        for split, score in (("val", "val_macro_f1_selected"), ("test", "test_macro_f1"))
+    )
+    mlflow.set_tag(LEARNED_NOTHING_TAG, str(nothing).lower())
+    if nothing:
+        log.warning(
+            "this model learned nothing: validation macro-F1 %.3f and test macro-F1 %.3f are no better than "
+            "always answering the most common class (%.3f / %.3f); train longer (epochs, min_epochs) or check "
+            "the learning rate",
+            metrics["val_macro_f1_selected"],
+            metrics["test_macro_f1"],
+            metrics["val_majority_macro_f1"],
+            metrics["test_majority_macro_f1"],
+        )
+    return nothing
 
 
 def evaluate_and_log(
@@ -109,8 +149,13 @@ def evaluate_and_log(
     test: LabelledBeats,
     dataset: BeatDataset,
     history: dict[str, list[float]],
+    majority: int = 0,
 ) -> dict[str, float]:
-    """Selection summary (validation) and the test-split evaluation, logged to the active run."""
+    """Selection summary (validation) and the test-split evaluation, logged to the active run.
+
+    `majority` is the training labels' most common class: both splits are compared with always
+    answering it, and a run no better than that is tagged ecg_mlflow.learned_nothing=true.
+    """
     n_classes = len(dataset.class_names)
     val_curve = history.get(VAL_MACRO_F1, [])
     summary = {}
@@ -125,6 +170,8 @@ def evaluate_and_log(
         headline_classes=dataset.headline_classes,
     )
     summary.update(_selected(val_eval.metrics))
+    summary["val_majority_macro_f1"] = majority_macro_f1(val.y, majority, n_classes)
+    summary["test_majority_macro_f1"] = majority_macro_f1(test.y, majority, n_classes)
     mlflow.log_metrics(summary)
     evaluation: Evaluation = evaluate_predictions(
         test.y,
@@ -134,7 +181,9 @@ def evaluate_and_log(
         headline_classes=dataset.headline_classes,
     )
     log_evaluation(evaluation, history)
-    return {**summary, **evaluation.metrics}
+    metrics = {**summary, **evaluation.metrics}
+    flag_if_learned_nothing(metrics)
+    return metrics
 
 
 def _selected(val_metrics: dict[str, float]) -> dict[str, float]:

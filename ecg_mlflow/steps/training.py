@@ -66,13 +66,43 @@ class MlflowEpochLogger(keras.callbacks.Callback):
             mlflow.log_metrics(metrics, step=epoch + 1)
 
 
-def best_weights_callbacks(patience: int, epochs: int) -> list[keras.callbacks.Callback]:
-    """Model selection on validation macro-F1: keep the best epoch's weights, stop after `patience`."""
-    return [
-        keras.callbacks.EarlyStopping(
-            monitor=VAL_MACRO_F1,
-            mode="max",
-            patience=patience if patience > 0 else epochs,
-            restore_best_weights=True,
-        )
-    ]
+class BestEpochStopping(keras.callbacks.Callback):
+    """Keep the best validation epoch's weights; stop after `patience` epochs without improvement,
+    but never before `min_epochs`.
+
+    A slow starter (the paper's LSTM answers "N" for its first epochs, then learns) sits at the
+    majority-class macro-F1 for a while; plain early stopping ended such runs before they began.
+    The best epoch is chosen among all epochs, the first ones included (unlike Keras's
+    EarlyStopping(start_from_epoch), which does not track them).
+    """
+
+    def __init__(self, monitor: str, patience: int, min_epochs: int) -> None:
+        super().__init__()
+        self.monitor, self.patience, self.min_epochs = monitor, patience, min_epochs
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self.best, self.best_epoch, self.wait, self.best_weights = -np.inf, -1, 0, None
+        self.stopped_epoch = 0
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            return
+        if float(current) > self.best:
+            self.best, self.best_epoch, self.wait = float(current), epoch, 0
+            self.best_weights = self.model.get_weights()
+        else:
+            self.wait += 1
+        if self.patience > 0 and epoch + 1 >= self.min_epochs and self.wait >= self.patience:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch + 1
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def best_weights_callbacks(patience: int, min_epochs: int = 0) -> list[keras.callbacks.Callback]:
+    """Model selection on validation macro-F1: the best epoch's weights; stop after `patience`, never before
+    `min_epochs`."""
+    return [BestEpochStopping(VAL_MACRO_F1, patience, min_epochs)]

@@ -156,9 +156,11 @@ def run_transfer(
         )
         model = compile_classifier(classifier, n_classes, config.learning_rate, STEPS_PER_EXECUTION)
 
-        settings = FitSettings(config.epochs, config.batch_size, config.patience, config.class_weight)
+        settings = FitSettings(
+            config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs
+        )
         history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
-        metrics = evaluate_and_log(model, val, test, dataset, history)
+        metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)
         model_uri, version = log_classifier(model, val, name, alias, register, run_id)

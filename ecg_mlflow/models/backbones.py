@@ -97,9 +97,16 @@ def _cnn(x: Tensor, c: BackboneConfig) -> Tensor:
 
 
 def _lstm(x: Tensor, c: BackboneConfig) -> Tensor:
-    """The paper's LSTM(64) (depth stacked layers), then Dense(dense_units, relu) as the features."""
+    """The paper's LSTM(64) (depth stacked layers), then Dense(dense_units, relu) as the features.
+
+    The first layer reads the beat backwards (go_backwards): a beat starts at its R peak and ends
+    in zeros (up to half of its 187 samples are padding), so read forwards the last state comes
+    after a long run of zeros and the gradient must cross it; the LSTM then sat at the majority
+    answer for many epochs (docs/models.md). Read backwards, the padding comes first and the QRS
+    last. Same layers, same weights, same size.
+    """
     for i in range(1, c.depth + 1):
-        x = keras.layers.LSTM(c.units, return_sequences=i < c.depth, name=f"enc_lstm{i}")(x)
+        x = keras.layers.LSTM(c.units, return_sequences=i < c.depth, go_backwards=i == 1, name=f"enc_lstm{i}")(x)
     x = _dropout(x, c.dropout, "enc_dropout1")
     return keras.layers.Dense(c.dense_units, activation="relu", name="enc_dense1")(x)
 

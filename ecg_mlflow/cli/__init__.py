@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ecg_mlflow import logs
 from ecg_mlflow.cli import steps
 from ecg_mlflow.cli.data import app as data_app
 from ecg_mlflow.cli.tune import app as tune_app
@@ -17,6 +18,20 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 steps.register(app)
 app.add_typer(tune_app, name="tune")
+
+# Commands that load TensorFlow: it is imported up front, quietly, unless --verbose.
+TENSORFLOW_COMMANDS = frozenset({"pretrain", "transfer", "baseline", "ensemble", "evaluate", "run-all", "tune"})
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show TensorFlow's C++ log and library warnings (quiet by default; ECG_VERBOSE=1)."
+    ),
+) -> None:
+    """Self-supervised ECG heartbeat classification: data, training steps and Optuna tuning, tracked in MLflow."""
+    logs.configure(verbose or logs.is_verbose(), preload_tensorflow=ctx.invoked_subcommand in TENSORFLOW_COMMANDS)
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ecg_mlflow.processes import pid_is_dead
+
 ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "manifest.json"
 INPUT_HASHES_FILE = "input-sha256.json"
@@ -92,7 +94,7 @@ def remove_stale_temporaries(folder: Path, prefix: str = TMP_PREFIX) -> list[Pat
     removed = []
     for path in Path(folder).glob(f"{prefix}*"):
         pid = _owner_pid(path.name, prefix)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid() or not pid_is_dead(pid):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -106,16 +108,6 @@ def _owner_pid(name: str, prefix: str) -> int | None:
     """The writer's process ID, the field before the random suffix in '<prefix><name>-<pid>-<random>'."""
     parts = name.removeprefix(prefix).split("-")
     return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def entry_dir(cache_dir: Path, name: str, key: str) -> Path:

@@ -13,20 +13,19 @@ The fetch function is injectable so the logic is testable without network (local
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ecg_mlflow.data.cache import file_sha256, remove_stale_temporaries
 from ecg_mlflow.data.databases import DATABASES, Database
 from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.processes import terminate_as_interrupt
 
 SUMS_FILE = "SHA256SUMS.txt"
 WANTED_SUFFIXES = {".hea", ".dat", ".atr"}
@@ -127,24 +126,6 @@ def wanted_files(database: Database, sums: dict[str, str]) -> list[str]:
         if in_place and (path.suffix in WANTED_SUFFIXES or path.name in WANTED_NAMES):
             keep.append(name)
     return keep
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while inside, so `finally` blocks clean up (main thread only)."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: signals cannot be handled here
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def download_database(

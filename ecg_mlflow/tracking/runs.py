@@ -3,6 +3,12 @@
 `mlflow.start_run` as a context manager marks every exception FAILED; a trial
 that Optuna prunes should read KILLED instead, and a step called inside another
 run (a tuning trial, the `main` chain) should nest under it.
+
+No orphan runs: Ctrl-C and SIGTERM end the step's run as KILLED (and say so on stderr). A step
+killed outright (SIGKILL, a lost machine) cannot say anything, so every run records the process
+that runs it (`ecg_mlflow.process`, host:pid:start-time) and each step, before it starts, marks
+KILLED the RUNNING runs of its experiment whose process is known to be gone. Runs of live
+processes, and of processes on other hosts, are never touched.
 """
 
 from __future__ import annotations
@@ -10,16 +16,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import mlflow
 from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from ecg_mlflow.processes import process_identity, process_is_dead, terminate_as_interrupt
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "ecg-mlflow"
 STEP_TAG = "ecg_mlflow.step"
+PROCESS_TAG = "ecg_mlflow.process"
+REAPED_TAG = "ecg_mlflow.reaped"
 PRUNED_EXCEPTIONS = ("TrialPruned",)
 
 
@@ -44,17 +56,40 @@ def step_run(step: str, params: Mapping[str, Any], run_name: str | None = None) 
     run = mlflow.start_run(run_name=None if os.environ.get("MLFLOW_RUN_ID") and not nested else run_name, nested=nested)
     status = RunStatus.to_string(RunStatus.FINISHED)
     try:
-        mlflow.set_tag(STEP_TAG, step)
-        log_new_params(params)
-        yield run
+        with terminate_as_interrupt():
+            mlflow.set_tags({STEP_TAG: step, PROCESS_TAG: process_identity()})
+            reap_orphaned_runs(run.info.experiment_id)
+            log_new_params(params)
+            yield run
     except BaseException as error:
-        pruned = type(error).__name__ in PRUNED_EXCEPTIONS or isinstance(error, KeyboardInterrupt)
+        interrupted = isinstance(error, KeyboardInterrupt)
+        pruned = type(error).__name__ in PRUNED_EXCEPTIONS or interrupted
         status = RunStatus.to_string(RunStatus.KILLED if pruned else RunStatus.FAILED)
         with contextlib.suppress(Exception):
             mlflow.set_tag("ecg_mlflow.error", f"{type(error).__name__}: {error}"[:5000])
+        if interrupted:
+            print(f"interrupted: {step} run {run.info.run_id} marked KILLED", file=sys.stderr, flush=True)
         raise
     finally:
         mlflow.end_run(status)
+
+
+def reap_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of the experiment whose recorded process is gone; returns their IDs."""
+    client = MlflowClient()
+    running = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` != ''"
+    )
+    reaped = []
+    for orphan in running:
+        identity = orphan.data.tags.get(PROCESS_TAG, "")
+        if not identity or not process_is_dead(identity):
+            continue
+        client.set_tag(orphan.info.run_id, REAPED_TAG, f"its process {identity} is gone (killed or crashed)")
+        client.set_terminated(orphan.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        log.warning("run %s was left RUNNING by process %s, which is gone: marked KILLED", orphan.info.run_id, identity)
+        reaped.append(orphan.info.run_id)
+    return reaped
 
 
 def log_new_params(params: Mapping[str, Any]) -> None:

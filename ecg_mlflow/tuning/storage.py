@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from ecg_mlflow.processes import process_identity, process_is_dead
 
 ENV_STORAGE = "ECG_OPTUNA_STORAGE"
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -187,42 +188,14 @@ def open_storage(
 # --------------------------------------------------------------------------- worker identity
 
 
-def _process_start(pid: int) -> str | None:
-    """Start time of a process (Linux /proc), to tell a live worker from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":  # a zombie is dead, whatever its parent does
-        return "zombie"
-    return fields[19]
-
-
 def worker_id() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or '?'}"
+    """This worker's identity (host:pid:start-time), recorded on every trial it runs."""
+    return process_identity()
 
 
 def worker_is_dead(worker: str) -> bool:
     """True only when we can tell: the worker ran on this host and its process is gone."""
-    try:
-        host, pid_text, start = worker.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    current = _process_start(pid)
-    if current == "zombie":
-        return True
-    return start != "?" and current is not None and current != start
+    return process_is_dead(worker)
 
 
 def stale_reason(trial: Any, *, grace_period: float, now: float | None = None) -> str | None:

@@ -24,13 +24,14 @@ from ecg_mlflow.steps.supervised import (
     FitSettings,
     evaluate_and_log,
     fit_classifier,
+    headline,
     log_classifier,
     split_beats,
 )
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, alias_uri, classifier_model_name, ensemble_model_name
-from ecg_mlflow.tracking.runs import step_run
+from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
 from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def run_ensemble(
     verbose: int = 2,
 ) -> StepResult:
     params = flatten_config(config)
-    with step_run(STEP, params, run_name=f"ensemble-{config.data.dataset}-{'+'.join(config.members)}") as run:
+    run_name = f"ensemble-{'+'.join(config.members)}"
+    with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
         run_id = run.info.run_id
         members = resolve_members(config)
         for backbone, member in zip(config.members, members, strict=True):
@@ -103,4 +105,8 @@ def run_ensemble(
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         name = ensemble_model_name(config.data.dataset)
         model_uri, version = log_classifier(model, val, name, CURRENT_ALIAS, register, run_id)
+        describe_run(
+            f"Average of {', '.join(f'{b} (run {m.run_id})' for b, m in zip(config.members, members, strict=True))}, "
+            f"trained again on {config.data.dataset} ({config.data.split} split). {headline(metrics)}."
+        )
         return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)

@@ -26,7 +26,8 @@ from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_evaluation
 from ecg_mlflow.models.classifier import context_width, predict_proba, uses_context
 from ecg_mlflow.steps.result import StepResult
-from ecg_mlflow.tracking.runs import step_run
+from ecg_mlflow.steps.supervised import headline
+from ecg_mlflow.tracking.runs import describe_run, step_run
 from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_model_run
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def per_record_table(beats: DatabaseBeats, proba: np.ndarray) -> pd.DataFrame:
 def run_evaluate(config: EvaluateConfig, *, verbose: int = 1) -> StepResult:
     database = get_database(config.database)
     params = flatten_config(config)
-    with step_run(STEP, params, run_name=f"evaluate-{database.name}") as run:
+    with step_run(STEP, params, run_name=f"evaluate-{database.name}", experiment="ecg-evaluate") as run:
         model_run = resolve_model_run(config.model_uri, steps=MODEL_STEPS)
         check_classes(model_run, database)
         mlflow.set_tags({UPSTREAM_RUN_TAG: model_run.run_id, UPSTREAM_URI_TAG: config.model_uri})
@@ -141,4 +142,8 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1) -> StepResult:
             path = Path(tmp) / PER_RECORD_FILE
             table.to_csv(path, index=False)
             mlflow.log_artifact(str(path), EVALUATION_DIR)
+        describe_run(
+            f"{config.model_uri} (run {model_run.run_id}) on every labelled beat of {database.title} "
+            f"({len(beats.y)} beats, {len(table)} records). {headline(evaluation.metrics)}."
+        )
         return StepResult(run_id=run.info.run_id, metrics=evaluation.metrics, model_uri=config.model_uri)

@@ -25,7 +25,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, ML
 
 from ecg_mlflow.config import PRETRAIN_DATASET, ChainConfig, flatten_config
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
-from ecg_mlflow.tracking.runs import step_run
+from ecg_mlflow.tracking.runs import experiment_name, step_run
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,10 @@ def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
 def run_chain(config: ChainConfig, *, reuse: bool = True) -> ChainResult:
     params = chain_parameters(config)
     result = ChainResult()
-    with step_run(STEP, flatten_config(config), run_name=f"main-{config.dataset}-{config.profile}") as parent:
+    run_name = f"main-{config.dataset}-{config.profile}"
+    with step_run(
+        STEP, flatten_config(config), run_name=run_name, experiment=experiment_name(config.dataset)
+    ) as parent:
         experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
 
         def child(key: str, entry_point: str, extra: dict[str, Any]) -> Run:

@@ -28,7 +28,7 @@ from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, MlflowEpochLogger, se
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import encoder_params, log_encoder, weights_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, register_with_alias, ssl_model_name
-from ecg_mlflow.tracking.runs import log_new_params, step_run
+from ecg_mlflow.tracking.runs import describe_run, experiment_name, log_new_params, step_run
 from ecg_mlflow.tracking.upstream import MODEL_URI_TAG
 from ecg_mlflow.transforms import build_representation_set, plot_transforms
 
@@ -84,7 +84,8 @@ def run_pretrain(
     verbose: int = 2,
 ) -> StepResult:
     params = flatten_config(config)
-    with step_run(STEP, params, run_name=f"pretrain-{config.backbone}") as run:
+    run_name = f"pretrain-{config.backbone}"
+    with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
         run_id = run.info.run_id
         seed_everything(config.seed)
         dataset = load_dataset(config.data, progress=verbose > 0)
@@ -130,4 +131,9 @@ def run_pretrain(
             )
             version = str(registered.version)
             mlflow.set_tag("ecg_mlflow.registered", f"{ssl_model_name(config.backbone)}/{version}")
+        describe_run(
+            f"Self-supervised {config.backbone} encoder: recognises which of 8 transforms was applied to "
+            f"{config.data.dataset} training beats ({config.data.split} split), {config.epochs} epochs. Mean "
+            f"validation accuracy over the heads {final.get('val_mean_task_accuracy', float('nan')):.4f}."
+        )
         return StepResult(run_id=run_id, metrics=final, model_uri=info.model_uri, registered_version=version)

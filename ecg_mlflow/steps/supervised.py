@@ -117,6 +117,17 @@ def fit_classifier(
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def headline(metrics: dict[str, float]) -> str:
+    """The test figures a run's description leads with (EC57 ones when the dataset has them)."""
+    parts = [f"test accuracy {metrics['test_accuracy']:.2%}", f"macro-F1 {metrics['test_macro_f1']:.3f}"]
+    if "test_macro_f1_nsv" in metrics:
+        parts.append(
+            f"macro-F1(N,S,V) {metrics['test_macro_f1_nsv']:.3f}, S Se {metrics['test_se_S']:.1%} / +P "
+            f"{metrics['test_ppv_S']:.1%}, V Se {metrics['test_se_V']:.1%} / +P {metrics['test_ppv_V']:.1%}"
+        )
+    return "; ".join(parts)
+
+
 def majority_macro_f1(y_true: np.ndarray, majority: int, n_classes: int) -> float:
     """The macro-F1 of always answering the training split's most common class: what "learned nothing" scores."""
     answer = np.full(len(y_true), majority)

@@ -36,6 +36,7 @@ from ecg_mlflow.steps.supervised import (
     LabelledBeats,
     evaluate_and_log,
     fit_classifier,
+    headline,
     log_classifier,
     split_beats,
 )
@@ -43,7 +44,7 @@ from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import download_encoder, encoder_params, weights_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, SCRATCH_ALIAS, alias_uri, classifier_model_name, ssl_model_name
-from ecg_mlflow.tracking.runs import log_new_params, step_run
+from ecg_mlflow.tracking.runs import describe_run, experiment_name, log_new_params, step_run
 from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_upstream_run, run_id_from_model_uri
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,9 @@ def run_transfer(
     verbose: int = 2,
 ) -> StepResult:
     params = flatten_config(config)
-    run_name = f"transfer-{config.data.dataset}-{config.backbone}-{config.init}"
-    with step_run(STEP, params, run_name=run_name) as run:
+    with step_run(
+        STEP, params, run_name=transfer_run_name(config), experiment=experiment_name(config.data.dataset)
+    ) as run:
         run_id = run.info.run_id
         upstream = resolve_pretrain_run(config) if config.init == "pretrained" else None
         if upstream is not None:
@@ -164,4 +166,19 @@ def run_transfer(
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)
         model_uri, version = log_classifier(model, val, name, alias, register, run_id)
+        origin = f"fine-tuned from pretrain run {upstream.run_id}" if upstream else "from scratch"
+        if upstream and config.freeze:
+            origin = f"frozen encoder of pretrain run {upstream.run_id}"
+        describe_run(
+            f"{config.backbone} classifier for {config.data.dataset} ({config.data.split} split, context="
+            f"{config.context}, class_weight={config.class_weight}), {origin}. {headline(metrics)}."
+        )
         return StepResult(run_id=run_id, metrics=metrics, model_uri=model_uri, registered_version=version)
+
+
+def transfer_run_name(config: TransferConfig) -> str:
+    """transfer-cnn-pretrained, baseline-lstm, baseline-cnn-rr_template-inter: what the runs table shows."""
+    parts = [f"transfer-{config.backbone}-pretrained" if config.init == "pretrained" else f"baseline-{config.backbone}"]
+    parts += [config.context] if config.context != "none" else []
+    parts += [config.data.split] if config.data.split != "intra" else []
+    return "-".join(parts)

@@ -30,9 +30,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "ecg-mlflow"
 STEP_TAG = "ecg_mlflow.step"
+# MLflow 3 opens an experiment on its runs table (classic ML), not on traces (GenAI), with this tag.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CLASSIC_ML = "custom_model_development"
+NOTE_TAG = "mlflow.note.content"  # the description the UI shows on a run or an experiment
+# Params copied to plain tags, so the runs table can group and filter by them.
+GROUPING_PARAMS = ("dataset", "backbone", "init", "split", "context", "class_weight")
 PROCESS_TAG = "ecg_mlflow.process"
 REAPED_TAG = "ecg_mlflow.reaped"
 PRUNED_EXCEPTIONS = ("TrialPruned",)
+
+
+def experiment_name(dataset: str) -> str:
+    """The experiment a dataset's steps go to: ecg-mit, ecg-ptb."""
+    return f"ecg-{dataset}"
 
 
 def ensure_experiment(name: str | None = None) -> None:
@@ -44,20 +55,40 @@ def ensure_experiment(name: str | None = None) -> None:
     mlflow.set_experiment(name or DEFAULT_EXPERIMENT)
 
 
-@contextlib.contextmanager
-def step_run(step: str, params: Mapping[str, Any], run_name: str | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under `mlflow run`, adopt) the step's run; log params and the step tag.
+def mark_classic_ml(experiment_id: str) -> None:
+    """Tag the experiment so MLflow 3's UI opens it on the runs table, unless it already says what it is."""
+    client = MlflowClient()
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
 
-    A run opened by `mlflow run` is found through MLFLOW_RUN_ID. If another run
-    is already active in this process the step's run nests under it.
+
+def describe_run(text: str) -> None:
+    """The run's description in the UI (what it is, its upstream, its headline figures)."""
+    mlflow.set_tag(NOTE_TAG, text)
+
+
+@contextlib.contextmanager
+def step_run(
+    step: str, params: Mapping[str, Any], run_name: str | None = None, experiment: str | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """Start (or, under `mlflow run`, adopt) the step's run; log params, the step tag and the grouping tags.
+
+    A run opened by `mlflow run` is found through MLFLOW_RUN_ID: it keeps its experiment but gets
+    the readable `run_name` instead of MLflow's random one. If another run is already active in
+    this process the step's run nests under it.
     """
-    ensure_experiment()
+    ensure_experiment(experiment)
     nested = mlflow.active_run() is not None
-    run = mlflow.start_run(run_name=None if os.environ.get("MLFLOW_RUN_ID") and not nested else run_name, nested=nested)
+    adopted = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
+    run = mlflow.start_run(run_name=None if adopted else run_name, nested=nested)
     status = RunStatus.to_string(RunStatus.FINISHED)
     try:
         with terminate_as_interrupt():
-            mlflow.set_tags({STEP_TAG: step, PROCESS_TAG: process_identity()})
+            grouping = {key: str(params[key]) for key in GROUPING_PARAMS if key in params}
+            mlflow.set_tags({STEP_TAG: step, PROCESS_TAG: process_identity(), **grouping})
+            if adopted and run_name:
+                mlflow.set_tag("mlflow.runName", run_name)
+            mark_classic_ml(run.info.experiment_id)
             reap_orphaned_runs(run.info.experiment_id)
             log_new_params(params)
             yield run

@@ -120,3 +120,22 @@ def test_context_is_refused_for_the_kaggle_csvs(tracked, kaggle_csv_dir) -> None
     dataset = load_dataset(data)  # and the dataset itself says why, if asked directly
     with pytest.raises(DataError, match=r"no rhythm context.*Kaggle"):
         dataset.context("train", "rr")
+
+
+def test_the_runs_table_reads_as_the_study(rr_model) -> None:
+    client = MlflowClient()
+    run = client.get_run(rr_model.run_id)
+    assert run.info.run_name == "baseline-mlp-rr-inter"
+    tags = run.data.tags
+    assert {k: tags[k] for k in ("dataset", "backbone", "init", "split", "context", "class_weight")} == {
+        "dataset": "mit",
+        "backbone": "mlp",
+        "init": "scratch",
+        "split": "inter",
+        "context": "rr",
+        "class_weight": "balanced",
+    }
+    note = tags["mlflow.note.content"]
+    assert note.startswith("mlp classifier for mit (inter split, context=rr") and "S Se" in note
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

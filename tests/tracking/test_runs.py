@@ -90,3 +90,16 @@ def test_a_run_of_another_host_is_never_reaped(tracking) -> None:
     with step_run("transfer", {}):
         time.sleep(0.01)
     assert _status(other.info.run_id) == "RUNNING"
+
+
+def test_a_run_made_by_mlflow_run_gets_a_readable_name_and_a_classic_ml_experiment(tracking, monkeypatch) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment("adopted")
+    made = client.create_run(experiment_id)  # what `mlflow run` does before starting the step
+    monkeypatch.setenv("MLFLOW_RUN_ID", made.info.run_id)
+    with step_run("transfer", {"backbone": "cnn", "init": "pretrained"}, run_name="transfer-cnn-pretrained") as run:
+        assert run.info.run_id == made.info.run_id
+    adopted = client.get_run(made.info.run_id)
+    assert adopted.info.run_name == "transfer-cnn-pretrained" and adopted.info.status == "FINISHED"
+    assert adopted.data.tags["backbone"] == "cnn" and adopted.data.tags["init"] == "pretrained"
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"

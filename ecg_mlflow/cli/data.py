@@ -10,13 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ecg_mlflow.config import ConfigError, DataConfig
+from ecg_mlflow.config import PARAMETER_HELP, ConfigError, DataConfig
+from ecg_mlflow.data.databases import DATABASES
 from ecg_mlflow.data.errors import DataError
 
 app = typer.Typer(help="Build, inspect, download and plot the beat datasets.", no_args_is_help=True)
 
 DEFAULTS = DataConfig()
-DatasetArg = Annotated[str, typer.Argument(help="mit (MIT-BIH, 5 AAMI classes) or ptb (PTB, normal/MI).")]
+DOWNLOADABLE = tuple(name for name, db in DATABASES.items() if db.downloadable)
+DatasetArg = Annotated[str, typer.Argument(help=PARAMETER_HELP["dataset"])]
 SourceOpt = Annotated[str, typer.Option(help="physionet (WFDB records) or kaggle (the Kaggle CSVs).")]
 SplitOpt = Annotated[str, typer.Option(help="intra (random beats, the paper) or inter (de Chazal DS1/DS2, mit only).")]
 DataDirOpt = Annotated[
@@ -101,7 +103,7 @@ def _print_counts(counts: dict[str, dict[str, int]], echo: Callable[[str], None]
 
 @app.command()
 def download(
-    database: Annotated[str, typer.Argument(help="mitdb or ptbdb.")],
+    database: Annotated[str, typer.Argument(help=f"One of {', '.join(DOWNLOADABLE)}.")],
     data_dir: Annotated[str, typer.Option(help="Where DATA_DIR/<database>/ is created.")] = DEFAULTS.data_dir,
     source: Annotated[str, typer.Option(help="A local mirror folder instead of physionet.org.")] = "",
 ) -> None:

@@ -28,7 +28,7 @@ from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, MlflowEpochLogger, se
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import encoder_params, log_encoder, weights_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, register_with_alias, ssl_model_name
-from ecg_mlflow.tracking.runs import describe_run, experiment_name, log_new_params, step_run
+from ecg_mlflow.tracking.runs import REGISTERED_TAG, describe_run, experiment_name, log_new_params, step_run
 from ecg_mlflow.tracking.upstream import MODEL_URI_TAG
 from ecg_mlflow.transforms import build_representation_set, plot_transforms
 
@@ -130,7 +130,7 @@ def run_pretrain(
                 info.model_uri, ssl_model_name(config.backbone), CURRENT_ALIAS, tags={"run_id": run_id}
             )
             version = str(registered.version)
-            mlflow.set_tag("ecg_mlflow.registered", f"{ssl_model_name(config.backbone)}/{version}")
+            mlflow.set_tag(REGISTERED_TAG, f"{ssl_model_name(config.backbone)}/{version}")
         describe_run(
             f"Self-supervised {config.backbone} encoder: recognises which of 8 transforms was applied to "
             f"{config.data.dataset} training beats ({config.data.split} split), {config.epochs} epochs. Mean "

@@ -27,6 +27,7 @@ from ecg_mlflow.steps.training import (
     best_weights_callbacks,
 )
 from ecg_mlflow.tracking.registry import register_with_alias
+from ecg_mlflow.tracking.runs import REGISTERED_TAG
 from ecg_mlflow.tracking.upstream import MODEL_URI_TAG
 
 log = logging.getLogger(__name__)
@@ -214,5 +215,5 @@ def log_classifier(
     if not register:
         return info.model_uri, ""
     version = register_with_alias(info.model_uri, registered_name, alias, tags={"run_id": run_id})
-    mlflow.set_tag("ecg_mlflow.registered", f"{registered_name}/{version.version}")
+    mlflow.set_tag(REGISTERED_TAG, f"{registered_name}/{version.version}")
     return info.model_uri, str(version.version)

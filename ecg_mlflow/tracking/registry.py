@@ -31,12 +31,33 @@ def ensemble_model_name(dataset: str) -> str:
     return f"ecg-{dataset}-ensemble"
 
 
+def registered_model_description(name: str) -> str:
+    """What a registered model holds and what its aliases mean, shown on its page in the UI."""
+    kind = name.removeprefix("ecg-")
+    if kind.startswith("ssl-"):
+        return (
+            f"Self-supervised {kind.removeprefix('ssl-')} encoders: 8 binary heads recognise which transform was "
+            f"applied to a beat. Alias {CURRENT_ALIAS}: the newest pretraining; transfer starts from it."
+        )
+    dataset, _, backbone = kind.partition("-")
+    if backbone == "ensemble":
+        return f"Averaging ensembles of {dataset} classifiers, trained again. Alias {CURRENT_ALIAS}: the newest."
+    return (
+        f"{backbone} classifiers for {dataset}. Alias {CURRENT_ALIAS}: the newest from a pretrained encoder; "
+        f"alias {SCRATCH_ALIAS}: the newest from scratch. Each version's description gives its split, context "
+        "and test figures."
+    )
+
+
 def alias_uri(name: str, alias: str = CURRENT_ALIAS) -> str:
     return f"models:/{name}@{alias}"
 
 
 def register_with_alias(model_uri: str, name: str, alias: str, tags: dict[str, str] | None = None) -> ModelVersion:
-    """Register `model_uri` as a new version of `name` and move `alias` to it."""
+    """Register `model_uri` as a new version of `name` and move `alias` to it; describe the model once."""
     version = mlflow.register_model(model_uri, name, tags=tags)
-    MlflowClient().set_registered_model_alias(name, alias, version.version)
+    client = MlflowClient()
+    client.set_registered_model_alias(name, alias, version.version)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=registered_model_description(name))
     return version

@@ -62,9 +62,18 @@ def mark_classic_ml(experiment_id: str) -> None:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
 
 
+REGISTERED_TAG = "ecg_mlflow.registered"  # "<registered model>/<version>" the run registered
+
+
 def describe_run(text: str) -> None:
-    """The run's description in the UI (what it is, its upstream, its headline figures)."""
+    """The run's description in the UI (what it is, its upstream, its headline figures), and the same
+    text on the model version it registered."""
     mlflow.set_tag(NOTE_TAG, text)
+    run = mlflow.active_run()
+    registered = mlflow.get_run(run.info.run_id).data.tags.get(REGISTERED_TAG, "") if run else ""
+    if "/" in registered:
+        name, version = registered.rsplit("/", 1)
+        MlflowClient().update_model_version(name, version, description=text)
 
 
 @contextlib.contextmanager

@@ -139,3 +139,12 @@ def test_the_runs_table_reads_as_the_study(rr_model) -> None:
     assert note.startswith("mlp classifier for mit (inter split, context=rr") and "S Se" in note
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_registered_models_and_versions_carry_descriptions(rr_model) -> None:
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("ecg-mit-mlp", "scratch")
+    note = client.get_run(rr_model.run_id).data.tags["mlflow.note.content"]
+    assert version.description == note
+    described = client.get_registered_model("ecg-mit-mlp").description
+    assert "Alias current" in described and "alias scratch" in described

@@ -106,7 +106,7 @@ def _lstm(x: Tensor, c: BackboneConfig) -> Tensor:
     last. Same layers, same weights, same size.
 
     unroll=True: on a CPU the 187-step loop's per-step overhead dominates; unrolled, pretraining ran
-    1.9x faster at the same batch size (benchmarks in docs/models.md), for 12 s more graph building.
+    1.2-1.9x faster at the same batch size (benchmarks/bench_lstm.py, docs/models.md), for ~12 s more graph building.
     """
     for i in range(1, c.depth + 1):
         x = keras.layers.LSTM(

@@ -63,6 +63,7 @@ def speed(data_dir: str, variants: list[str]) -> None:
     x8, targets = x8[:, :, None].astype("float32"), ssl_targets(y8)
     for variant in variants:
         keras.utils.set_random_seed(0)
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if "bf16" in variant else "float32")
         model = build_ssl_model(lstm_encoder(backwards=True, unroll="unroll" in variant))
         compile_ssl_model(model, 1e-3, DEFAULT_HEAD_WEIGHTS, steps_per_execution=32)
         if "jit" in variant:

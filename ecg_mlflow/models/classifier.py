@@ -23,10 +23,9 @@ import keras
 import numpy as np
 
 from ecg_mlflow.models.backbones import as_model_input
+from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, class_probabilities
 
 HEAD = "class_probs"
-BEAT_INPUT = "beat"
-CONTEXT_INPUT = "rhythm"
 CONTEXT_UNITS = 32
 FEATURE_DROPOUT = 0.5
 
@@ -130,14 +129,6 @@ def predict_proba(
     probs = class_probabilities(model.predict(inputs, batch_size=batch_size, verbose=0), n_classes)
     if probs.shape[-1] != n_classes:
         raise ValueError(f"model {model.name} gives {probs.shape[-1]} outputs per beat, expected {n_classes}")
-    return probs
-
-
-def class_probabilities(outputs: np.ndarray, n_classes: int) -> np.ndarray:
-    """A model's raw outputs as (n, n_classes) probabilities: one sigmoid unit p becomes [1 - p, p]."""
-    probs = np.asarray(outputs, dtype=np.float32)
-    if n_classes == 2 and probs.shape[-1] == 1:
-        probs = np.concatenate([1.0 - probs, probs], axis=1)
     return probs
 
 

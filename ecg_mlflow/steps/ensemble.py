@@ -29,6 +29,7 @@ from ecg_mlflow.steps.supervised import (
     split_beats,
 )
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
+from ecg_mlflow.tracking.classifiers import load_classifier
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, alias_uri, classifier_model_name, ensemble_model_name
 from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
@@ -92,7 +93,7 @@ def run_ensemble(
         for context in ("train", "val", "test"):
             log_dataset_input(dataset, context=context)
         n_classes = len(dataset.class_names)
-        models = [mlflow.keras.load_model(member.model_uri) for member in members]
+        models = [load_classifier(member.model_uri) for member in members]
         model = compile_classifier(
             build_ensemble(models, n_classes), n_classes, config.learning_rate, STEPS_PER_EXECUTION
         )
@@ -104,7 +105,9 @@ def run_ensemble(
         history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         name = ensemble_model_name(config.data.dataset)
-        model_uri, version = log_classifier(model, val, name, CURRENT_ALIAS, register, run_id)
+        model_uri, version = log_classifier(
+            model, val, (dataset.class_names, config.context), name, CURRENT_ALIAS, register, run_id
+        )
         describe_run(
             f"Average of {', '.join(f'{b} (run {m.run_id})' for b, m in zip(config.members, members, strict=True))}, "
             f"trained again on {config.data.dataset} ({config.data.split} split). {headline(metrics)}."

@@ -27,6 +27,7 @@ from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_eval
 from ecg_mlflow.models.classifier import context_width, predict_proba, uses_context
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import headline
+from ecg_mlflow.tracking.classifiers import load_classifier
 from ecg_mlflow.tracking.runs import describe_run, step_run
 from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_model_run
 
@@ -129,7 +130,7 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1) -> StepResult:
         )
         mlflow.log_params({"beats": len(beats.y), "records_evaluated": len(set(beats.records.tolist()))})
         mlflow.set_tag("ecg_mlflow.dataset_digest", beats.digest)
-        model: keras.Model = mlflow.keras.load_model(config.model_uri)
+        model: keras.Model = load_classifier(config.model_uri)
         n_classes = len(database.class_names)
         context = model_context(model, model_run, beats)
         proba = predict_proba(model, beats.x, n_classes, context=context)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import keras
 import mlflow
 import numpy as np
-from mlflow.models import infer_signature
 from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
+from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.dataset import BeatDataset
 from ecg_mlflow.evaluation import Evaluation, evaluate_predictions, log_evaluation
 from ecg_mlflow.models.classifier import model_inputs, predict_proba
@@ -26,6 +26,7 @@ from ecg_mlflow.steps.training import (
     ValidationMacroF1,
     best_weights_callbacks,
 )
+from ecg_mlflow.tracking.classifiers import log_served_classifier
 from ecg_mlflow.tracking.registry import register_with_alias
 from ecg_mlflow.tracking.runs import REGISTERED_TAG
 from ecg_mlflow.tracking.upstream import MODEL_URI_TAG
@@ -205,12 +206,21 @@ def _selected(val_metrics: dict[str, float]) -> dict[str, float]:
 
 
 def log_classifier(
-    model: keras.Model, sample: LabelledBeats, registered_name: str, alias: str, register: bool, run_id: str
+    model: keras.Model,
+    sample: LabelledBeats,
+    labels: tuple[Sequence[str], str],
+    registered_name: str,
+    alias: str,
+    register: bool,
+    run_id: str,
 ) -> tuple[str, str]:
-    """Log through MLflow's Keras flavour, the signature naming every input; optionally register. -> (uri, version)."""
-    inputs = sample.subset(np.arange(min(8, len(sample.y)))).inputs(model)
-    signature = infer_signature(inputs, np.asarray(model.predict(inputs, verbose=0)))
-    info = mlflow.keras.log_model(model, name="model", signature=signature)
+    """Log the served form (models/served.py) with a signature from real beats; optionally register.
+
+    `labels` is (class names, context kind). -> (model URI, registered version or "").
+    """
+    class_names, context_kind = labels
+    few = sample.subset(np.arange(min(8, len(sample.y))))
+    info = log_served_classifier(model, few.x, few.context, class_names, CONTEXT_KINDS[context_kind])
     mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     if not register:
         return info.model_uri, ""

@@ -165,7 +165,9 @@ def run_transfer(
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)
-        model_uri, version = log_classifier(model, val, name, alias, register, run_id)
+        model_uri, version = log_classifier(
+            model, val, (dataset.class_names, config.context), name, alias, register, run_id
+        )
         origin = f"fine-tuned from pretrain run {upstream.run_id}" if upstream else "from scratch"
         if upstream and config.freeze:
             origin = f"frozen encoder of pretrain run {upstream.run_id}"

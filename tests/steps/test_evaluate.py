@@ -14,6 +14,7 @@ from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.models.classifier import predict_proba
 from ecg_mlflow.steps.evaluate import run_evaluate
 from ecg_mlflow.steps.transfer import run_transfer
+from ecg_mlflow.tracking.classifiers import load_classifier
 from ecg_mlflow.tracking.upstream import UpstreamError
 
 EC57 = ("test_se_S", "test_ppv_S", "test_se_V", "test_ppv_V", "test_macro_f1_nsv")
@@ -60,13 +61,26 @@ def test_two_input_model_round_trips_through_the_registry(rr_model, synthetic_mi
     version = MlflowClient().get_model_version_by_alias("ecg-mit-mlp", "scratch")
     assert version.run_id == rr_model.run_id
     ds = load_dataset(DataConfig(split="inter", data_dir=str(synthetic_mitdb)))
-    logged = mlflow.keras.load_model(rr_model.model_uri)
-    registered = mlflow.keras.load_model(f"models:/ecg-mit-mlp/{version.version}")
+    logged = load_classifier(rr_model.model_uri)
+    registered = load_classifier(f"models:/ecg-mit-mlp/{version.version}")
     rhythm = ds.context("test", "rr")
     expected = predict_proba(logged, ds.x_test, 5, context=rhythm)
     np.testing.assert_allclose(predict_proba(registered, ds.x_test, 5, context=rhythm), expected, atol=1e-6)
     with pytest.raises(ValueError, match="rhythm context"):
         predict_proba(registered, ds.x_test, 5)
+
+
+def test_served_model_takes_beats_and_rhythm_and_names_the_classes(rr_model, synthetic_mitdb) -> None:
+    ds = load_dataset(DataConfig(split="inter", data_dir=str(synthetic_mitdb)))
+    rhythm = ds.context("test", "rr")
+    served = mlflow.pyfunc.load_model("models:/ecg-mit-mlp@scratch")
+    table = served.predict({"beat": ds.x_test.astype("float32"), "rhythm": rhythm})
+    expected = predict_proba(load_classifier(rr_model.model_uri), ds.x_test, 5, context=rhythm)
+    assert list(table.columns) == ["label", "p_N", "p_S", "p_V", "p_F", "p_Q"]
+    np.testing.assert_allclose(table.filter(like="p_").to_numpy(), expected, atol=1e-6)
+    assert table["label"].tolist() == [ds.class_names[i] for i in expected.argmax(axis=1)]
+    with pytest.raises(Exception, match=r"missing inputs \[.rhythm.\]"):
+        served.predict({"beat": ds.x_test.astype("float32")})
 
 
 @pytest.mark.parametrize(("database", "records"), [("svdb", {"800", "801"}), ("incartdb", {"I01", "I02"})])

@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import DataConfig, TransferConfig
 from ecg_mlflow.steps.transfer import run_transfer
+from ecg_mlflow.tracking.classifiers import load_classifier
 
 TINY = DataConfig(max_beats=80)
 
@@ -34,7 +35,7 @@ def test_frozen_encoder_keeps_its_pretrained_weights(first_use) -> None:
     from ecg_mlflow.models.classifier import encoder_of
     from ecg_mlflow.tracking.encoder import weights_digest
 
-    model = mlflow.keras.load_model(first_use.model_uri)
+    model = load_classifier(first_use.model_uri)
     tags = MlflowClient().get_run(first_use.run_id).data.tags
     assert weights_digest(encoder_of(model)) == tags["ecg_mlflow.init_encoder_digest"]
 

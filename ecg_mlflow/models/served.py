@@ -1,0 +1,111 @@
+"""The served form of a classifier: beats as a user has them in, class names and probabilities out.
+
+MLflow's Keras flavour serves the raw network, which wants beats shaped (n, 187, 1), answers
+with unnamed numbers and prints a progress bar per request. This pyfunc wraps the trained Keras
+model (stored beside it as `classifier.keras`) and:
+- takes beats as lists of 187 numbers (or (n, 187, 1)); a model with rhythm context takes
+  {"beat": [...], "rhythm": [...]} with the context columns named in the run's description;
+- returns one row per beat: `label` (the class name) and `p_<class>` for every class;
+- predicts quietly, so the server's log shows requests, not progress bars.
+
+It is logged as code (MLflow's "models from code"): this file is copied into the model and run
+when the model loads, so it imports nothing from ecg_mlflow and a served model needs only
+numpy, pandas, keras and mlflow. The package imports `class_probabilities` from here, so the
+served model and the training steps turn a sigmoid into two class probabilities the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+KERAS_ARTIFACT = "keras_model"
+LABELS_ARTIFACT = "labels"
+KERAS_FILE = "classifier.keras"
+LABELS_FILE = "labels.json"
+BEAT_INPUT = "beat"
+CONTEXT_INPUT = "rhythm"
+LABEL_COLUMN = "label"
+PROBABILITY_PREFIX = "p_"
+
+# predict() has no type hints on purpose (MLflow would read them as a schema); its advice to add them is noise.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
+
+
+def class_probabilities(outputs: np.ndarray, n_classes: int) -> np.ndarray:
+    """A model's raw outputs as (n, n_classes) probabilities: one sigmoid unit p becomes [1 - p, p]."""
+    probs = np.asarray(outputs, dtype=np.float32)
+    if n_classes == 2 and probs.shape[-1] == 1:
+        probs = np.concatenate([1.0 - probs, probs], axis=1)
+    return probs
+
+
+def served_inputs(model_input: Any, beat_length: int, context_width: int) -> dict[str, np.ndarray]:
+    """The model's named inputs from what a client sent: beats (n, L) or (n, L, 1), and rhythm if needed.
+
+    Raises ValueError naming what was wrong (MLflow's server returns it as the HTTP 400 message).
+    """
+    if isinstance(model_input, dict):
+        parts = dict(model_input)
+    elif isinstance(model_input, pd.DataFrame):
+        parts = {BEAT_INPUT: model_input.to_numpy()}
+    else:
+        parts = {BEAT_INPUT: model_input}
+    if BEAT_INPUT not in parts:
+        raise ValueError(f"send the beats as {BEAT_INPUT!r} (got {', '.join(map(str, parts)) or 'nothing'})")
+    beats = np.asarray(parts[BEAT_INPUT], dtype=np.float32)
+    if beats.ndim == 3 and beats.shape[-1] == 1:
+        beats = beats[..., 0]
+    if beats.ndim != 2 or beats.shape[1] != beat_length:
+        raise ValueError(f"each beat must be {beat_length} numbers; got an array shaped {beats.shape}")
+    inputs = {BEAT_INPUT: beats[..., None]}
+    if context_width:
+        if CONTEXT_INPUT not in parts:
+            raise ValueError(
+                f"this model also takes {context_width} rhythm features per beat: "
+                f'send {{"{BEAT_INPUT}": [...], "{CONTEXT_INPUT}": [...]}}'
+            )
+        rhythm = np.asarray(parts[CONTEXT_INPUT], dtype=np.float32)
+        if rhythm.shape != (len(beats), context_width):
+            raise ValueError(f"{CONTEXT_INPUT} must be ({len(beats)}, {context_width}); got {rhythm.shape}")
+        inputs[CONTEXT_INPUT] = rhythm
+    return inputs
+
+
+def label_table(probs: np.ndarray, class_names: list[str]) -> pd.DataFrame:
+    """One row per beat: the most likely class's name, then the probability of every class."""
+    table = pd.DataFrame(probs, columns=[f"{PROBABILITY_PREFIX}{name}" for name in class_names])
+    table.insert(0, LABEL_COLUMN, np.asarray(class_names, dtype=object)[probs.argmax(axis=1)])
+    return table
+
+
+class BeatClassifier(mlflow.pyfunc.PythonModel):
+    """Serve a trained classifier: beats (and rhythm context) in, labels and probabilities out."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+
+        self.keras_model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
+        labels = json.loads(Path(context.artifacts[LABELS_ARTIFACT]).read_text())
+        self.class_names: list[str] = labels["class_names"]
+        self.context_names: list[str] = labels["context_names"]
+
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+        """Labels and probabilities for the posted beats (see served_inputs for what may be posted)."""
+        beat_length = int(next(t for t in self.keras_model.inputs if t.name == BEAT_INPUT).shape[1])
+        inputs = served_inputs(model_input, beat_length, len(self.context_names))
+        names = [t.name for t in self.keras_model.inputs]
+        feed = inputs if len(names) > 1 else inputs[BEAT_INPUT]
+        outputs = self.keras_model.predict(feed, batch_size=1024, verbose=0)
+        return label_table(class_probabilities(outputs, len(self.class_names)), self.class_names)
+
+
+mlflow.models.set_model(BeatClassifier())

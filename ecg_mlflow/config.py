@@ -320,7 +320,8 @@ def flatten_config(config: Any) -> dict[str, Any]:
     and the flat names are exactly the MLproject/CLI parameter names.
     """
     flat = _flatten(asdict(config))
-    if "model" in flat and flat.pop("model") is None:
+    if "model" in flat and flat["model"] is None:
+        flat.pop("model")
         flat.update({g.name: UNSET for g in fields(BackboneConfig)})
     return flat
 
@@ -340,13 +341,18 @@ def _flatten(values: dict[str, Any]) -> dict[str, Any]:
 _NESTED = {"transforms": TransformConfig, "data": DataConfig}
 
 
+def _is_backbone(f: Any) -> bool:
+    """The `model` field of a training config: backbone sizes, flattened to units, depth, ... ."""
+    return f.name == "model" and "BackboneConfig" in str(f.type)
+
+
 def parameter_names(config_cls: type) -> set[str]:
     """Every flat parameter name a step config accepts (the MLproject/CLI/study names)."""
     names: set[str] = set()
     for f in fields(config_cls):
         if f.name in _NESTED:
             names |= {g.name for g in fields(_NESTED[f.name])}
-        elif f.name == "model":
+        elif _is_backbone(f):
             names |= {g.name for g in fields(BackboneConfig)}
         else:
             names.add(f.name)
@@ -367,7 +373,7 @@ def config_from_params(config_cls: type, params: dict[str, Any]) -> Any:
         if f.name in _NESTED:
             sub = {g.name: params[g.name] for g in fields(_NESTED[f.name]) if g.name in params}
             top[f.name] = _NESTED[f.name](**{k: _coerce(_NESTED[f.name], k, v) for k, v in sub.items()})
-        elif f.name == "model":
+        elif _is_backbone(f):
             sizes = {g.name: params.get(g.name) for g in fields(BackboneConfig)}
             if all(v is None or _is_unset(v) for v in sizes.values()):
                 continue  # the step's own default (backbone defaults, or inherited from upstream)
@@ -479,7 +485,7 @@ def parameter_defaults(config_cls: type) -> dict[str, tuple[str, Any]]:
             nested = _NESTED[f.name]()
             for g in fields(nested):
                 out[g.name] = _kind_and_default(str(g.type), getattr(nested, g.name))
-        elif f.name == "model":
+        elif _is_backbone(f):
             for g in fields(BackboneConfig):
                 out[g.name] = (str(g.type), UNSET)
         else:
@@ -567,6 +573,27 @@ class EvaluateConfig:
         _check_choice("database", self.database, tuple(DATABASES))
 
 
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """A trained classifier run over one whole WFDB record: every beat found, cut and labelled."""
+
+    positional: ClassVar[tuple[str, ...]] = ("record",)
+
+    record: str = ""
+    model: str = ""
+    out: str = ""
+    annotator: str = "atr"
+    strip_seconds: float = 20.0
+    log_run: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.record:
+            raise ConfigError("record is required: the path of a WFDB record without extension (e.g. data/mitdb/100)")
+        if not self.model:
+            raise ConfigError("model is required: a models:/name@alias, models:/name/version or runs:/ URI")
+        _check_range("strip_seconds", self.strip_seconds, 0.0, 3600.0, low_open=True)
+
+
 PARAMETER_HELP.update(
     {
         "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",
@@ -575,5 +602,11 @@ PARAMETER_HELP.update(
         "download": "download the database with wfdb when its folder is missing or empty",
         "profile": "quick (minutes on 2 cores) or paper (5/20/20 epochs, batch 64, all beats)",
         "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
+        "record": "WFDB record to classify: its path without extension (any rate and leads)",
+        "model": "classifier: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",
+        "out": "folder for the annotations, beats CSV and ECG strip (default: ./<record>-classified)",
+        "annotator": "beat annotation file to take R peaks from when the record has one (else they are detected)",
+        "strip_seconds": "seconds of ECG drawn with the labels in the PNG strip",
+        "log_run": "also log the outputs as an MLflow run (experiment ecg-classify); always under `mlflow run`",
     }
 )

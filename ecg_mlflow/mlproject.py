@@ -10,7 +10,14 @@ from typing import Any
 
 from ecg_mlflow.cli.options import exposed_parameters, positional_parameters
 from ecg_mlflow.cli.steps import BASELINE_FIXED, PRETRAIN_FIXED
-from ecg_mlflow.config import ChainConfig, EnsembleConfig, EvaluateConfig, PretrainConfig, TransferConfig
+from ecg_mlflow.config import (
+    ChainConfig,
+    ClassifyConfig,
+    EnsembleConfig,
+    EvaluateConfig,
+    PretrainConfig,
+    TransferConfig,
+)
 
 # entry point -> (CLI command, config class, parameters fixed by the command)
 ENTRY_POINTS: dict[str, tuple[str, type, dict[str, Any]]] = {
@@ -20,6 +27,7 @@ ENTRY_POINTS: dict[str, tuple[str, type, dict[str, Any]]] = {
     "baseline": ("baseline", TransferConfig, BASELINE_FIXED),
     "ensemble": ("ensemble", EnsembleConfig, {}),
     "evaluate": ("evaluate", EvaluateConfig, {}),
+    "classify": ("classify", ClassifyConfig, {}),
 }
 _MLFLOW_TYPES = {"int": "float", "float": "float", "str": "string", "bool": "string"}
 

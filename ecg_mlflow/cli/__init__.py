@@ -20,7 +20,9 @@ steps.register(app)
 app.add_typer(tune_app, name="tune")
 
 # Commands that load TensorFlow: it is imported up front, quietly, unless --verbose.
-TENSORFLOW_COMMANDS = frozenset({"pretrain", "transfer", "baseline", "ensemble", "evaluate", "run-all", "tune"})
+TENSORFLOW_COMMANDS = frozenset(
+    {"pretrain", "transfer", "baseline", "ensemble", "evaluate", "classify", "run-all", "tune"}
+)
 
 
 @app.callback()

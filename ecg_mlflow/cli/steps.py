@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from ecg_mlflow.cli.options import config_command
 from ecg_mlflow.config import (
     PRETRAIN_DATASET,
     ChainConfig,
+    ClassifyConfig,
     EnsembleConfig,
     EvaluateConfig,
     PretrainConfig,
@@ -107,6 +109,33 @@ evaluate = config_command(
 )
 
 
+def _classify(config: ClassifyConfig) -> None:
+    from ecg_mlflow.steps.classify import run_classify
+
+    bars: list[Any] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(typer.progressbar(length=total, label="classifying beats", file=sys.stderr))
+            bars[0].__enter__()
+        bars[0].update(done - bars[0].pos)
+        if done >= total:
+            bars[0].__exit__(None, None, None)
+
+    try:
+        run_classify(config, progress)
+    except USER_ERRORS as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(code=1) from None
+
+
+classify = config_command(
+    ClassifyConfig,
+    _classify,
+    "Label every beat of a WFDB record with a trained classifier: WFDB annotations, a beats CSV and an ECG strip.",
+)
+
+
 def _run_all(config: ChainConfig) -> None:
     from ecg_mlflow.steps.main import run_chain
 
@@ -141,4 +170,5 @@ def register(app: typer.Typer) -> None:
     app.command("baseline")(baseline)
     app.command("ensemble")(ensemble)
     app.command("evaluate")(evaluate)
+    app.command("classify")(classify)
     app.command("run-all")(run_all)

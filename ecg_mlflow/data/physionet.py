@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -224,6 +224,30 @@ def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordS
         qrs = detect_peaks(signal, int(header.fs))
         labels = np.full(len(qrs), record_label, dtype=np.int64)
     return RecordSignal(record, header.sig_name[lead], int(header.fs), signal, qrs, labels)
+
+
+def read_any_record(path: Path, annotator: str | None = "atr") -> RecordSignal:
+    """Any WFDB record at any rate, as a user brings it: the MLII lead if it has one, else its first ECG lead.
+
+    R peaks come from the `annotator` file when the record has one (labels: its reference AAMI
+    classes, -1 for other beats), else from the QRS detector (labels -1).
+    """
+    path = Path(path)
+    if path.suffix in {".hea", ".dat"}:
+        path = path.with_suffix("")
+    declared = get_database("wfdb")
+    if not annotator or not path.with_suffix(f".{annotator}").is_file():
+        declared = replace(declared, beat_annotator=None, record_label=_unlabelled)
+    elif annotator != declared.beat_annotator:
+        declared = replace(declared, beat_annotator=annotator)
+    read = read_record_signal(declared, path.parent, path.name)
+    if read is None:  # only a per-record label can drop a record, and _unlabelled never does
+        raise DataError(f"record {path.name}: could not be read as a WFDB record")
+    return read
+
+
+def _unlabelled(comments: Sequence[str]) -> int:
+    return -1
 
 
 def check_header(database: Database, record: str, header: wfdb.Record) -> None:

@@ -89,6 +89,13 @@ def label_table(probs: np.ndarray, class_names: list[str]) -> pd.DataFrame:
 class BeatClassifier(mlflow.pyfunc.PythonModel):
     """Serve a trained classifier: beats (and rhythm context) in, labels and probabilities out."""
 
+    @classmethod
+    def around(cls, keras_model: Any, class_names: list[str], context_names: list[str]) -> BeatClassifier:
+        """The wrapper around a model in memory (for logging it, and for benchmarks), as load_context makes it."""
+        wrapper = cls()
+        wrapper.keras_model, wrapper.class_names, wrapper.context_names = keras_model, class_names, context_names
+        return wrapper
+
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras

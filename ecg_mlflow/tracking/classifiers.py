@@ -55,8 +55,7 @@ def log_served_classifier(
 ) -> ModelInfo:
     """Log `model` wrapped for serving, with a signature and input example made from a few real beats."""
     example = served_example(model, beats, context)
-    wrapper = served.BeatClassifier()
-    wrapper.keras_model, wrapper.class_names, wrapper.context_names = model, list(class_names), list(context_names)
+    wrapper = served.BeatClassifier.around(model, list(class_names), list(context_names))
     output = wrapper.predict(None, example)
     with tempfile.TemporaryDirectory(prefix="ecg-served-") as tmp:
         keras_path, labels_path = Path(tmp) / served.KERAS_FILE, Path(tmp) / served.LABELS_FILE

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 ENV_VERBOSE = "ECG_VERBOSE"
 
@@ -44,10 +46,26 @@ def configure(verbose: bool = False, preload_tensorflow: bool = False) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for category, message in UNACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    if not getattr(warnings.showwarning, "drops_unactionable", False):
+        warnings.showwarning = _dropping_unactionable(warnings.showwarning)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     if preload_tensorflow:
         import_tensorflow_quietly()
+
+
+def _dropping_unactionable(show: Any) -> Any:
+    """warnings.showwarning that drops UNACTIONABLE_WARNINGS: MLflow shows some inside its own
+    `catch_warnings(); simplefilter("once")`, which sets the filters above aside but not this."""
+    patterns = [(category, re.compile(message)) for category, message in UNACTIONABLE_WARNINGS]
+
+    def showwarning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if any(issubclass(category, c) and p.match(str(message)) for c, p in patterns):
+            return
+        show(message, category, *args, **kwargs)
+
+    showwarning.drops_unactionable = True  # type: ignore[attr-defined]
+    return showwarning
 
 
 @contextlib.contextmanager

@@ -25,3 +25,18 @@ def test_a_step_is_quiet_by_default_and_verbose_on_request(tmp_path) -> None:
     verbose = _run(tmp_path, "--verbose")
     assert verbose.returncode != 0 and "is not in the Model Registry" in verbose.stderr
     assert any(noise in verbose.stderr for noise in TF_NOISE), verbose.stderr  # TensorFlow's own lines are back
+
+
+def test_mlflow_advice_inside_its_own_catch_warnings_is_dropped_when_quiet() -> None:
+    script = """
+import warnings, mlflow
+from ecg_mlflow import logs
+logs.configure(verbose=False)
+class Untyped(mlflow.pyfunc.PythonModel):  # MLflow advises type hints, inside catch_warnings("once")
+    def predict(self, context, model_input, params=None):
+        return model_input
+warnings.warn("a warning a user can act on", UserWarning)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Add type hints" not in done.stderr and "a warning a user can act on" in done.stderr

@@ -23,7 +23,7 @@ def test_committed_mlproject_matches_the_configs() -> None:
 
 def test_entry_points_and_defaults() -> None:
     project = yaml.safe_load((ROOT / "MLproject").read_text())
-    assert project["conda_env"] == "conda.yaml"
+    assert project["python_env"] == "python_env.yaml" and "conda_env" not in project
     assert {"main", "pretrain", "transfer", "baseline", "ensemble"} <= set(project["entry_points"])
     transfer = project["entry_points"]["transfer"]["parameters"]
     assert transfer["dataset"]["default"] == "mit"

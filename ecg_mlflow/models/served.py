@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,6 @@ BEAT_INPUT = "beat"
 CONTEXT_INPUT = "rhythm"
 LABEL_COLUMN = "label"
 PROBABILITY_PREFIX = "p_"
-
-# predict() has no type hints on purpose (MLflow would read them as a schema); its advice to add them is noise.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
 
 def class_probabilities(outputs: np.ndarray, n_classes: int) -> np.ndarray:

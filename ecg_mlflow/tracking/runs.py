@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -38,6 +39,8 @@ NOTE_TAG = "mlflow.note.content"  # the description the UI shows on a run or an 
 GROUPING_PARAMS = ("dataset", "backbone", "init", "split", "context", "class_weight")
 PROCESS_TAG = "ecg_mlflow.process"
 REAPED_TAG = "ecg_mlflow.reaped"
+PROJECT_ENV_TAG = "mlflow.project.env"  # set by `mlflow run` before it builds the environment
+ENV_BUILD_GRACE_S = 3600.0  # a run without a step this much older was left by a failed environment build
 PRUNED_EXCEPTIONS = ("TrialPruned",)
 
 
@@ -115,21 +118,35 @@ def step_run(
 
 
 def reap_orphaned_runs(experiment_id: str) -> list[str]:
-    """Mark KILLED the RUNNING runs of the experiment whose recorded process is gone; returns their IDs."""
+    """Mark the runs of the experiment that nothing will ever finish; returns their IDs.
+
+    - KILLED: RUNNING runs whose recorded process (host:pid:start) is gone.
+    - FAILED: RUNNING runs that `mlflow run` created and then never started a step in, because
+      building the project's environment failed (MLflow creates the run first and leaves it
+      RUNNING), once they are older than ENV_BUILD_GRACE_S.
+    """
     client = MlflowClient()
-    running = client.search_runs(
-        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` != ''"
-    )
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
     reaped = []
     for orphan in running:
-        identity = orphan.data.tags.get(PROCESS_TAG, "")
-        if not identity or not process_is_dead(identity):
+        run_id, tags = orphan.info.run_id, orphan.data.tags
+        identity = tags.get(PROCESS_TAG, "")
+        if identity and process_is_dead(identity):
+            reason, status = f"its process {identity} is gone (killed or crashed)", RunStatus.KILLED
+        elif not identity and PROJECT_ENV_TAG in tags and _age_s(orphan.info.start_time) > ENV_BUILD_GRACE_S:
+            reason = f"`mlflow run` never started its step: building the {tags[PROJECT_ENV_TAG]} environment failed"
+            status = RunStatus.FAILED
+        else:
             continue
-        client.set_tag(orphan.info.run_id, REAPED_TAG, f"its process {identity} is gone (killed or crashed)")
-        client.set_terminated(orphan.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
-        log.warning("run %s was left RUNNING by process %s, which is gone: marked KILLED", orphan.info.run_id, identity)
-        reaped.append(orphan.info.run_id)
+        client.set_tag(run_id, REAPED_TAG, reason)
+        client.set_terminated(run_id, status=RunStatus.to_string(status))
+        log.warning("run %s was left RUNNING (%s): marked %s", run_id, reason, RunStatus.to_string(status))
+        reaped.append(run_id)
     return reaped
+
+
+def _age_s(start_time_ms: int | None) -> float:
+    return time.time() - (start_time_ms or 0) / 1000
 
 
 def log_new_params(params: Mapping[str, Any]) -> None:

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.tracking.runs import PROCESS_TAG, REAPED_TAG, step_run
+from ecg_mlflow.tracking.runs import ENV_BUILD_GRACE_S, PROCESS_TAG, REAPED_TAG, step_run
 
 CHILD = textwrap.dedent(
     """
@@ -90,6 +90,22 @@ def test_a_run_of_another_host_is_never_reaped(tracking) -> None:
     with step_run("transfer", {}):
         time.sleep(0.01)
     assert _status(other.info.run_id) == "RUNNING"
+
+
+def test_a_run_left_by_a_failed_environment_build_is_marked_failed_after_the_grace(tracking) -> None:
+    mlflow.set_experiment("signals")
+    client = MlflowClient()
+    experiment_id = client.get_experiment_by_name("signals").experiment_id
+    hour_ago_ms = int((time.time() - ENV_BUILD_GRACE_S - 60) * 1000)
+    env = {"mlflow.project.env": "virtualenv"}
+    failed_build = client.create_run(experiment_id, start_time=hour_ago_ms, tags=env)
+    building = client.create_run(experiment_id, tags=env)  # may still be installing packages
+    manual = client.create_run(experiment_id, start_time=hour_ago_ms)  # someone's own run: not ours to end
+    with step_run("transfer", {}):
+        time.sleep(0.01)
+    assert _status(failed_build.info.run_id) == "FAILED"
+    assert "environment failed" in client.get_run(failed_build.info.run_id).data.tags[REAPED_TAG]
+    assert _status(building.info.run_id) == "RUNNING" and _status(manual.info.run_id) == "RUNNING"
 
 
 def test_a_run_made_by_mlflow_run_gets_a_readable_name_and_a_classic_ml_experiment(tracking, monkeypatch) -> None:

@@ -8,7 +8,7 @@ DATASET ?= mit
 PROFILE ?= quick
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all study lint
+.PHONY: setup test test-all study lint ui
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,4 +33,12 @@ test-all: lint
 
 study: setup
 	@test -f "$(ECG_DATA_DIR)/mitdb/100.hea" || $(BIN)/ecg-mlflow data download mitdb --data-dir "$(ECG_DATA_DIR)"
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mlflow run . -e main -P dataset=$(DATASET) -P profile=$(PROFILE) --env-manager local
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mlflow run . -e main -P dataset=$(DATASET) -P profile=$(PROFILE) \
+		--env-manager local --experiment-name ecg-$(DATASET)
+
+# The MLflow UI on the runs table: MLflow 3.17 opens experiments in its GenAI view unless the URL
+# (or the "Model training" switch, which the browser remembers) asks for the classic one.
+ui: setup
+	@echo "http://127.0.0.1:5000 - click 'Model training' at the top left once (the browser remembers it),"
+	@echo "or open an experiment as http://127.0.0.1:5000/#/experiments/<ID>/runs?workflowType=machine_learning"
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" -h 127.0.0.1 -p 5000

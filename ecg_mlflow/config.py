@@ -400,6 +400,13 @@ def _default(config_cls: type, name: str) -> Any:
     raise KeyError(name)
 
 
+def _as_int(value: Any) -> int:
+    as_float = float(value)
+    if as_float != int(as_float):
+        raise ValueError(value)
+    return int(as_float)
+
+
 def _coerce(config_cls: type, name: str, value: Any) -> Any:
     """Strings from MLproject/CLI into the field's declared type."""
     hints = {f.name: f.type for f in fields(config_cls)}
@@ -410,7 +417,11 @@ def _coerce(config_cls: type, name: str, value: Any) -> Any:
             items = [
                 i.strip() if isinstance(i, str) else i for i in items if not (isinstance(i, str) and not i.strip())
             ]
-            return tuple(float(i) for i in items) if "float" in kind else tuple(str(i) for i in items)
+            if "float" in kind:
+                return tuple(float(i) for i in items)
+            if "int" in kind:
+                return tuple(_as_int(i) for i in items)
+            return tuple(str(i) for i in items)
         if kind == "bool":
             if isinstance(value, str):
                 lowered = value.strip().lower()
@@ -419,10 +430,7 @@ def _coerce(config_cls: type, name: str, value: Any) -> Any:
                 return lowered in {"true", "1", "yes"}
             return bool(value)
         if kind == "int":
-            as_float = float(value)
-            if as_float != int(as_float):
-                raise ValueError(value)
-            return int(as_float)
+            return _as_int(value)
         if kind == "float":
             return float(value)
         return str(value)
@@ -538,20 +546,64 @@ class ChainConfig:
     max_beats: int = UNSET
 
     def __post_init__(self) -> None:
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("profile", self.profile, tuple(PROFILES))
-        _check_choice("split", self.split, SPLITS)
-        _check_choice("context", self.context, CONTEXTS)
-        _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
-        if self.split == "inter" and training_datasets()[self.dataset].inter_split is None:
-            raise ConfigError(f"split='inter' is not defined for {self.dataset}; use split='intra'")
-        for backbone in self.backbones:
-            _check_choice("backbones", backbone, BACKBONES)
+        _check_study(self)
 
     @property
     def settings(self) -> Profile:
-        profile = PROFILES[self.profile]
-        return profile if self.max_beats == UNSET else replace(profile, max_beats=self.max_beats)
+        return _profile_settings(self)
+
+
+def _check_study(config: ChainConfig | LabelEfficiencyConfig) -> None:
+    """The fields a chain and a label-efficiency study share."""
+    _check_choice("dataset", config.dataset, DATASETS)
+    _check_choice("profile", config.profile, tuple(PROFILES))
+    _check_choice("split", config.split, SPLITS)
+    _check_choice("context", config.context, CONTEXTS)
+    _check_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
+    if config.split == "inter" and training_datasets()[config.dataset].inter_split is None:
+        raise ConfigError(f"split='inter' is not defined for {config.dataset}; use split='intra'")
+    for backbone in config.backbones:
+        _check_choice("backbones", backbone, BACKBONES)
+
+
+def _profile_settings(config: ChainConfig | LabelEfficiencyConfig) -> Profile:
+    """The profile, with max_beats overridden when the config sets it."""
+    profile = PROFILES[config.profile]
+    return profile if config.max_beats == UNSET else replace(profile, max_beats=config.max_beats)
+
+
+INITS: tuple[str, ...] = ("pretrained", "scratch")
+
+
+@dataclass(frozen=True)
+class LabelEfficiencyConfig:
+    """Test macro-F1 against the share of training labels, pretrained vs scratch: does pretraining pay?"""
+
+    dataset: str = "mit"
+    profile: str = "paper"
+    backbones: tuple[str, ...] = ("cnn",)
+    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+    inits: tuple[str, ...] = INITS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    split: str = "intra"
+    context: str = "none"
+    class_weight: str = "none"
+    data_dir: str = ""
+    cache_dir: str = ""
+    max_beats: int = UNSET
+
+    def __post_init__(self) -> None:
+        _check_study(self)
+        if not self.fractions or not self.inits or not self.seeds:
+            raise ConfigError("fractions, inits and seeds each need at least one value")
+        for fraction in self.fractions:
+            _check_range("fractions", fraction, 0.0, 1.0, low_open=True)
+        for init in self.inits:
+            _check_choice("inits", init, INITS)
+
+    @property
+    def settings(self) -> Profile:
+        return _profile_settings(self)
 
 
 @dataclass(frozen=True)
@@ -602,6 +654,9 @@ PARAMETER_HELP.update(
         "download": "download the database with wfdb when its folder is missing or empty",
         "profile": "quick (minutes on 2 cores) or paper (5/20/20 epochs, batch 64, all beats)",
         "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
+        "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
+        "inits": "comma-separated initialisations to compare: pretrained, scratch",
+        "seeds": "comma-separated seeds: each draws its own label subset and initialisation",
         "record": "WFDB record to classify: its path without extension (any rate and leads)",
         "model": "classifier: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",
         "out": "folder for the annotations, beats CSV and ECG strip (default: ./<record>-classified)",

@@ -15,6 +15,7 @@ from ecg_mlflow.config import (
     ClassifyConfig,
     EnsembleConfig,
     EvaluateConfig,
+    LabelEfficiencyConfig,
     PretrainConfig,
     TransferConfig,
 )
@@ -28,6 +29,7 @@ ENTRY_POINTS: dict[str, tuple[str, type, dict[str, Any]]] = {
     "ensemble": ("ensemble", EnsembleConfig, {}),
     "evaluate": ("evaluate", EvaluateConfig, {}),
     "classify": ("classify", ClassifyConfig, {}),
+    "label_efficiency": ("label-efficiency", LabelEfficiencyConfig, {}),
 }
 _MLFLOW_TYPES = {"int": "float", "float": "float", "str": "string", "bool": "string"}
 

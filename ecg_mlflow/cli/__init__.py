@@ -21,7 +21,7 @@ app.add_typer(tune_app, name="tune")
 
 # Commands that load TensorFlow: it is imported up front, quietly, unless --verbose.
 TENSORFLOW_COMMANDS = frozenset(
-    {"pretrain", "transfer", "baseline", "ensemble", "evaluate", "classify", "run-all", "tune"}
+    {"pretrain", "transfer", "baseline", "ensemble", "evaluate", "classify", "run-all", "label-efficiency", "tune"}
 )
 
 

@@ -16,6 +16,7 @@ from ecg_mlflow.config import (
     ClassifyConfig,
     EnsembleConfig,
     EvaluateConfig,
+    LabelEfficiencyConfig,
     PretrainConfig,
     TransferConfig,
 )
@@ -148,6 +149,26 @@ def _run_all(config: ChainConfig) -> None:
     typer.echo(result.table)
 
 
+def _label_efficiency(config: LabelEfficiencyConfig) -> None:
+    from ecg_mlflow.steps.label_efficiency import run_label_efficiency
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = run_label_efficiency(config)
+    except (*USER_ERRORS, RuntimeError) as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(code=1) from None
+    typer.echo(f"run_id: {result.run_id}")
+    typer.echo(result.markdown)
+
+
+label_efficiency = config_command(
+    LabelEfficiencyConfig,
+    _label_efficiency,
+    "Test macro-F1 against the share of training labels, pretrained vs scratch, over seeds: a table and a plot.",
+)
+
+
 run_all = config_command(
     ChainConfig,
     _run_all,
@@ -172,3 +193,4 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
     app.command("classify")(classify)
     app.command("run-all")(run_all)
+    app.command("label-efficiency")(label_efficiency)

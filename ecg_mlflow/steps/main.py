@@ -24,6 +24,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
 from ecg_mlflow.config import PRETRAIN_DATASET, ChainConfig, flatten_config
+from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
 from ecg_mlflow.tracking.runs import experiment_name, step_run
 
@@ -144,10 +145,14 @@ def run_chain(config: ChainConfig, *, reuse: bool = True) -> ChainResult:
     ) as parent:
         experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
 
+        progress = Progress(total=3 * len(config.backbones) + 1)
+
         def child(key: str, entry_point: str, extra: dict[str, Any]) -> Run:
+            progress.begin(f"{entry_point} {key}")
             run, reused = run_entry_point(
                 entry_point, extra, experiment_id=experiment_id, parent_run_id=parent_id, reuse=reuse
             )
+            progress.end(reused)
             result.run_ids[key], result.reused[key] = run.info.run_id, reused
             result.metrics[key] = dict(run.data.metrics)
             result.learned_nothing[key] = run.data.tags.get(LEARNED_NOTHING_TAG) == "true"
@@ -170,6 +175,7 @@ def run_chain(config: ChainConfig, *, reuse: bool = True) -> ChainResult:
         )
         mlflow.set_tags({f"ecg_mlflow.child.{key}": run_id for key, run_id in result.run_ids.items()})
         result.table = results_table(config, result)
+        log.info("main: %s", progress.summary())
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "results.md").write_text(result.table)

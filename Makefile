@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export ECG_DATA_DIR ?= $(abspath data)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 DATASET ?= mit
-PROFILE ?= quick
+PROFILE ?= fast
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-all study lint ui

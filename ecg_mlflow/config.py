@@ -510,20 +510,26 @@ def _kind_and_default(kind: str, default: Any) -> tuple[str, Any]:
 
 @dataclass(frozen=True)
 class Profile:
-    """How much of the study the `main` chain runs."""
+    """How much of the study the `main` chain (and a label-efficiency study) runs."""
 
     pretrain_epochs: int
     transfer_epochs: int
     ensemble_epochs: int
     batch_size: int
-    max_beats: int
+    max_beats: int  # 0: all beats
     patience: int
+    min_epochs: int = 8
 
 
 PROFILES: dict[str, Profile] = {
-    # A demo on 2 CPU cores in minutes: a few thousand beats, a few epochs.
+    # A demo on 2 CPU cores in minutes: a few thousand beats, a few epochs (what the tests run).
     "quick": Profile(
-        pretrain_epochs=1, transfer_epochs=3, ensemble_epochs=2, batch_size=64, max_beats=3000, patience=0
+        pretrain_epochs=1, transfer_epochs=3, ensemble_epochs=2, batch_size=64, max_beats=3000, patience=0, min_epochs=0
+    ),
+    # All beats in about 20 minutes on 2 cores (`make study`): 1 pretraining epoch, few supervised
+    # epochs at batch 128; docs/results.md compares it with the paper profile model by model.
+    "fast": Profile(
+        pretrain_epochs=1, transfer_epochs=6, ensemble_epochs=3, batch_size=128, max_beats=0, patience=3, min_epochs=4
     ),
     # The paper's protocol: 5 pretrain epochs, 20 transfer epochs, 20 ensemble epochs, batch 64, all beats.
     "paper": Profile(pretrain_epochs=5, transfer_epochs=20, ensemble_epochs=20, batch_size=64, max_beats=0, patience=5),
@@ -535,7 +541,7 @@ class ChainConfig:
     """The whole study for one dataset: pretrain -> transfer (+ scratch baselines) -> ensemble."""
 
     dataset: str = "mit"
-    profile: str = "quick"
+    profile: str = "fast"
     backbones: tuple[str, ...] = DEFAULT_ENSEMBLE_MEMBERS
     split: str = "intra"
     context: str = "none"
@@ -652,7 +658,7 @@ PARAMETER_HELP.update(
         "database": f"database to evaluate on: {', '.join(DATABASES)} (wfdb: the records in --data-dir itself)",
         "records": "comma-separated record names to evaluate on (default: every annotated record)",
         "download": "download the database with wfdb when its folder is missing or empty",
-        "profile": "quick (minutes on 2 cores) or paper (5/20/20 epochs, batch 64, all beats)",
+        "profile": "fast (all beats, ~20 min on 2 cores), paper (5/20/20 epochs, batch 64, all beats) or quick (a demo)",
         "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
         "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
         "inits": "comma-separated initialisations to compare: pretrained, scratch",

@@ -91,6 +91,7 @@ def test_chain_profile_sets_epochs_and_beats() -> None:
     assert paper.settings.batch_size == 64 and paper.settings.max_beats == 0
     assert quick.settings.max_beats > 0
     assert ChainConfig(profile="quick", max_beats=123).settings.max_beats == 123
+    assert ChainConfig().profile == "fast" and ChainConfig().settings.max_beats == 0  # make study: all beats
 
 
 def test_context_without_beat_timing_and_undeclared_inter_splits_are_refused_up_front() -> None:

@@ -119,6 +119,7 @@ def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
         "class_weight": config.class_weight,
         "batch_size": profile.batch_size,
         "patience": profile.patience,
+        "min_epochs": profile.min_epochs,
         "seed": config.seed,
         **data,
     }

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.databases import DATABASES, training_datasets
+from ecg_mlflow.errors import UsageError
 
 TRANSFORM_NAMES: tuple[str, ...] = (
     "original",
@@ -44,7 +45,7 @@ ENV_DATA_DIR = "ECG_DATA_DIR"
 ENV_CACHE_DIR = "ECG_CACHE_DIR"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A parameter value that cannot be used; the message names the parameter."""
 
 
@@ -658,7 +659,7 @@ PARAMETER_HELP.update(
         "database": f"database to evaluate on: {', '.join(DATABASES)} (wfdb: the records in --data-dir itself)",
         "records": "comma-separated record names to evaluate on (default: every annotated record)",
         "download": "download the database with wfdb when its folder is missing or empty",
-        "profile": "fast (all beats, ~20 min on 2 cores), paper (5/20/20 epochs, batch 64, all beats) or quick (a demo)",
+        "profile": "fast (all beats, ~20 min on 2 cores), paper (5/20/20 epochs, batch 64, all beats), quick (a demo)",
         "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
         "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
         "inits": "comma-separated initialisations to compare: pretrained, scratch",

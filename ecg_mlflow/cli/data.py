@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ecg_mlflow.config import PARAMETER_HELP, ConfigError, DataConfig
+from ecg_mlflow.cli.errors import reported_errors
+from ecg_mlflow.config import PARAMETER_HELP, DataConfig
 from ecg_mlflow.data.databases import DATABASES
-from ecg_mlflow.data.errors import DataError
 
 app = typer.Typer(help="Build, inspect, download and plot the beat datasets.", no_args_is_help=True)
 
@@ -32,12 +32,9 @@ ValFracOpt = Annotated[float, typer.Option(help="Validation share of the trainin
 
 @contextmanager
 def _clear_errors() -> Iterator[None]:
-    """DataError/ConfigError -> a one-line message on stderr and exit code 1, no traceback."""
-    try:
+    """A UserError -> one line on stderr and its exit code (cli/errors.py), no traceback."""
+    with reported_errors():
         yield
-    except (DataError, ConfigError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
 
 
 def _config(dataset: str, source: str, split: str, data_dir: str, cache_dir: str, **extra: Any) -> DataConfig:

@@ -13,7 +13,8 @@ from typing import Any
 
 import typer
 
-from ecg_mlflow.config import PARAMETER_HELP, ConfigError, config_from_params, parameter_defaults
+from ecg_mlflow.cli.errors import reported_errors
+from ecg_mlflow.config import PARAMETER_HELP, config_from_params, parameter_defaults
 
 _PY_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": str}
 
@@ -36,11 +37,8 @@ def config_command(
         )
 
     def command(**kwargs: Any) -> None:
-        try:
+        with reported_errors():
             config = config_from_params(config_cls, {**kwargs, **fixed})
-        except ConfigError as error:
-            typer.secho(f"error: {error}", err=True, fg="red")
-            raise typer.Exit(code=2) from None
         run(config)
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]

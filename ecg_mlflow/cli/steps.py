@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from ecg_mlflow.cli.errors import reported_errors
 from ecg_mlflow.cli.options import config_command
 from ecg_mlflow.config import (
     PRETRAIN_DATASET,
@@ -20,11 +21,8 @@ from ecg_mlflow.config import (
     PretrainConfig,
     TransferConfig,
 )
-from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.steps.result import StepResult
-from ecg_mlflow.tracking.upstream import UpstreamError
 
-USER_ERRORS = (DataError, UpstreamError, FileNotFoundError, ValueError)
 HEADLINE_METRICS = (
     "test_accuracy",
     "test_macro_f1",
@@ -43,11 +41,8 @@ def report(step: Callable[[Any], StepResult]) -> Callable[[Any], None]:
 
     def run(config: Any) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        try:
+        with reported_errors():
             result = step(config)
-        except USER_ERRORS as error:
-            typer.secho(f"error: {error}", err=True, fg="red")
-            raise typer.Exit(code=1) from None
         typer.echo(f"run_id: {result.run_id}")
         if result.model_uri:
             typer.echo(f"model_uri: {result.model_uri}")
@@ -123,11 +118,8 @@ def _classify(config: ClassifyConfig) -> None:
         if done >= total:
             bars[0].__exit__(None, None, None)
 
-    try:
+    with reported_errors():
         run_classify(config, progress)
-    except USER_ERRORS as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(code=1) from None
 
 
 classify = config_command(
@@ -141,11 +133,8 @@ def _run_all(config: ChainConfig) -> None:
     from ecg_mlflow.steps.main import run_chain
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with reported_errors():
         result = run_chain(config)
-    except (*USER_ERRORS, RuntimeError) as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(code=1) from None
     typer.echo(result.table)
 
 
@@ -153,11 +142,8 @@ def _label_efficiency(config: LabelEfficiencyConfig) -> None:
     from ecg_mlflow.steps.label_efficiency import run_label_efficiency
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with reported_errors():
         result = run_label_efficiency(config)
-    except (*USER_ERRORS, RuntimeError) as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(code=1) from None
     typer.echo(f"run_id: {result.run_id}")
     typer.echo(result.markdown)
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ecg_mlflow.cli.errors import fail, reported_errors
+from ecg_mlflow.errors import EXIT_INTERRUPTED
 from ecg_mlflow.tuning.storage import DEFAULT_STORAGE, ENV_STORAGE, SQLITE_WARNING
 
 app = typer.Typer(
@@ -27,31 +29,17 @@ STORAGE_HELP = (
 StorageOption = Annotated[str | None, typer.Option("--storage", help=STORAGE_HELP, show_default=False)]
 
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", err=True, fg="red")
-    raise typer.Exit(code=code)
-
-
 @contextmanager
 def _errors() -> Iterator[None]:
     """Known errors -> one line on stderr and a non-zero exit, never a traceback."""
-    from ecg_mlflow.config import ConfigError
-    from ecg_mlflow.tuning.report import StudyNotFoundError
-    from ecg_mlflow.tuning.runner import TuningError
-    from ecg_mlflow.tuning.spec import StudySpecError
-    from ecg_mlflow.tuning.storage import StorageError
-
     try:
-        yield
-    except (StudySpecError, ConfigError) as error:
-        _fail(str(error), code=2)
-    except (StorageError, StudyNotFoundError, TuningError) as error:
-        _fail(str(error))
+        with reported_errors():
+            yield
     except KeyboardInterrupt:
-        _fail("interrupted; the running trial is marked FAIL and the study can be resumed", code=130)
-    except Exception as error:  # steps' own errors (missing data, upstream runs, ...)
-        if type(error).__module__.startswith(("ecg_mlflow", "optuna", "sqlalchemy")):
-            _fail(f"{type(error).__name__}: {error}")
+        fail("interrupted; the running trial is marked FAIL and the study can be resumed", EXIT_INTERRUPTED)
+    except Exception as error:  # optuna's and SQLAlchemy's own errors about a storage or a study
+        if type(error).__module__.startswith(("optuna", "sqlalchemy")):
+            fail(f"{type(error).__name__}: {error}")
         raise
 
 

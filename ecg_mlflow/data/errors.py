@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ecg_mlflow.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """Missing or malformed input data; the message says what is wrong and how to fix it."""

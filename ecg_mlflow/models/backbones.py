@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from ecg_mlflow.config import BACKBONES, BEAT_LENGTH, BackboneConfig, ConfigError
+from ecg_mlflow.errors import UserError
 
 Tensor = keras.KerasTensor
 
@@ -32,10 +33,14 @@ def as_model_input(beats: np.ndarray) -> np.ndarray:
     return beats if beats.ndim == 3 else beats[:, :, None]
 
 
+class WeightsMismatchError(UserError, ValueError):
+    """Pretrained weights that do not fit the encoder being built (other sizes or another backbone)."""
+
+
 def transfer_encoder_weights(source_encoder: keras.Model, target_encoder: keras.Model) -> None:
     """Copy weights layer by layer (matched by name) after checking every shape fits.
 
-    Raises ValueError naming the layer and both shapes when the weights don't fit the
+    Raises WeightsMismatchError naming the layer and both shapes when the weights don't fit the
     backbone (a pretrained run with other sizes), before anything is overwritten.
     """
     source = _weighted_layers(source_encoder)
@@ -43,7 +48,7 @@ def transfer_encoder_weights(source_encoder: keras.Model, target_encoder: keras.
     if set(source) != set(target):
         missing = sorted(set(target) - set(source))
         extra = sorted(set(source) - set(target))
-        raise ValueError(
+        raise WeightsMismatchError(
             f"weights that don't fit the backbone: {source_encoder.name} -> {target_encoder.name}: "
             f"layers missing from the source: {missing or 'none'}; layers the target lacks: {extra or 'none'}"
         )
@@ -51,7 +56,7 @@ def transfer_encoder_weights(source_encoder: keras.Model, target_encoder: keras.
         src_shapes = [tuple(w.shape) for w in source[name].weights]
         dst_shapes = [tuple(w.shape) for w in layer.weights]
         if src_shapes != dst_shapes:
-            raise ValueError(
+            raise WeightsMismatchError(
                 f"weights that don't fit the backbone: layer {name!r} has weight shapes {src_shapes} "
                 f"in {source_encoder.name} but {dst_shapes} in {target_encoder.name}"
             )

@@ -24,6 +24,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
 from ecg_mlflow.config import PRETRAIN_DATASET, ChainConfig, flatten_config
+from ecg_mlflow.errors import UserError
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
 from ecg_mlflow.tracking.runs import experiment_name, step_run
@@ -42,6 +43,10 @@ PAPER_ACCURACY: dict[str, dict[str, dict[str, float]]] = {
         "pretrained": {"mlp": 0.8914, "cnn": 0.9801, "lstm": 0.9704, "ensemble": 0.9849},
     },
 }
+
+
+class ChildRunError(UserError, RuntimeError):
+    """A step the chain started did not finish; the message carries the step's own error."""
 
 
 @dataclass
@@ -104,7 +109,7 @@ def run_entry_point(
     run = MlflowClient().get_run(submitted.run_id)
     if not succeeded or run.info.status != RunStatus.to_string(RunStatus.FINISHED):
         error = run.data.tags.get("ecg_mlflow.error", "see the run's logs")
-        raise RuntimeError(f"{entry_point} run {submitted.run_id} ended {run.info.status}: {error}")
+        raise ChildRunError(f"{entry_point} run {submitted.run_id} ended {run.info.status}: {error}")
     return run, False
 
 

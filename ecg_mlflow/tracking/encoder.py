@@ -20,6 +20,7 @@ import mlflow
 import numpy as np
 
 from ecg_mlflow.config import BackboneConfig
+from ecg_mlflow.tracking.upstream import UpstreamError
 
 ENCODER_DIR = "encoder"
 WEIGHTS_FILE = "encoder.weights.h5"
@@ -45,7 +46,10 @@ def download_encoder(run_id: str, dst: Path) -> tuple[dict, Path]:
     local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ENCODER_DIR, dst_path=str(dst)))
     spec_path, weights_path = local / SPEC_FILE, local / WEIGHTS_FILE
     if not spec_path.exists() or not weights_path.exists():
-        raise FileNotFoundError(f"run {run_id} has no {ENCODER_DIR}/{SPEC_FILE} and {ENCODER_DIR}/{WEIGHTS_FILE}")
+        raise UpstreamError(
+            f"run {run_id} has no {ENCODER_DIR}/{SPEC_FILE} and {ENCODER_DIR}/{WEIGHTS_FILE}; "
+            "pass a pretrain run that finished (its encoder artefact is logged last)"
+        )
     return json.loads(spec_path.read_text()), weights_path
 
 

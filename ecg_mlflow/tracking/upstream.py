@@ -13,12 +13,13 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ecg_mlflow.errors import UserError
 from ecg_mlflow.tracking.runs import STEP_TAG
 
 MODEL_URI_TAG = "ecg_mlflow.model_uri"
 
 
-class UpstreamError(ValueError):
+class UpstreamError(UserError, ValueError):
     """The upstream run or model cannot be used; the message names it."""
 
 

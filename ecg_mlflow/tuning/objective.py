@@ -16,10 +16,11 @@ from typing import Any
 import optuna
 
 from ecg_mlflow.config import PretrainConfig, TransferConfig, config_from_params
+from ecg_mlflow.errors import UserError
 from ecg_mlflow.tuning.spec import StudySpec
 
 
-class ObjectiveError(RuntimeError):
+class ObjectiveError(UserError, RuntimeError):
     """The steps ran but gave no usable objective value."""
 
 

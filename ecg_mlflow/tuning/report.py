@@ -11,13 +11,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ecg_mlflow.errors import UserError
 from ecg_mlflow.tuning.spec import StudySpec, parse_study
 from ecg_mlflow.tuning.storage import StorageHandle
 
 STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
 
 
-class StudyNotFoundError(LookupError):
+class StudyNotFoundError(UserError, LookupError):
     pass
 
 

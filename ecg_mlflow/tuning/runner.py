@@ -31,6 +31,7 @@ import optuna
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from ecg_mlflow.errors import UserError
 from ecg_mlflow.tuning.objective import Evaluate, PruningReporter, TrialContext, evaluate_steps
 from ecg_mlflow.tuning.spec import StudySpec, build_pruner, build_sampler
 from ecg_mlflow.tuning.storage import (
@@ -57,7 +58,7 @@ FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 _logger = optuna.logging.get_logger("optuna.ecg_mlflow.tuning")
 
 
-class TuningError(RuntimeError):
+class TuningError(UserError, RuntimeError):
     """A study that cannot run (wrong direction, storage locked, every trial failing, ...)."""
 
 

@@ -41,6 +41,7 @@ from ecg_mlflow.config import (
     config_from_params,
     parameter_names,
 )
+from ecg_mlflow.errors import UsageError
 
 STEP_CONFIGS: dict[str, type] = {"pretrain": PretrainConfig, "transfer": TransferConfig}
 STEP_ORDERS: tuple[tuple[str, ...], ...] = (("transfer",), ("pretrain", "transfer"))
@@ -67,7 +68,7 @@ NOT_TUNABLE = ("data_dir", "cache_dir", *UPSTREAM_NAMES)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class StudySpecError(ValueError):
+class StudySpecError(UsageError, ValueError):
     """A study file (or --set override) that cannot be used; the message names the key."""
 
 

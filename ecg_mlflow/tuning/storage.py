@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ecg_mlflow.errors import UserError
 from ecg_mlflow.processes import process_identity, process_is_dead
 
 ENV_STORAGE = "ECG_OPTUNA_STORAGE"
@@ -45,7 +46,7 @@ SQLITE_WARNING = (
 )
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """A storage URL that cannot be opened; the message says why and what to use instead."""
 
 

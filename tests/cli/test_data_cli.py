@@ -44,7 +44,7 @@ def test_missing_data_is_a_clear_error_without_traceback(tmp_path) -> None:
 
 def test_bad_parameter_is_a_clear_error(synthetic_mitdb, tmp_path) -> None:
     result = runner.invoke(app, ["data", "build", "ptb", "--split", "inter", "--data-dir", str(synthetic_mitdb)])
-    assert result.exit_code == 1 and "split='inter'" in result.stderr
+    assert result.exit_code == 2 and "split='inter'" in result.stderr  # a bad parameter: usage error, as in every command
 
 
 def test_plot_writes_a_png(synthetic_mitdb, tmp_path) -> None:

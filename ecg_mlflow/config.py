@@ -538,7 +538,7 @@ PROFILES: dict[str, Profile] = {
 
 
 @dataclass(frozen=True)
-class ChainConfig:
+class MainConfig:
     """The whole study for one dataset: pretrain -> transfer (+ scratch baselines) -> ensemble."""
 
     dataset: str = "mit"
@@ -560,7 +560,7 @@ class ChainConfig:
         return _profile_settings(self)
 
 
-def _check_study(config: ChainConfig | LabelEfficiencyConfig) -> None:
+def _check_study(config: MainConfig | LabelEfficiencyConfig) -> None:
     """The fields a chain and a label-efficiency study share."""
     _check_choice("dataset", config.dataset, DATASETS)
     _check_choice("profile", config.profile, tuple(PROFILES))
@@ -573,7 +573,7 @@ def _check_study(config: ChainConfig | LabelEfficiencyConfig) -> None:
         _check_choice("backbones", backbone, BACKBONES)
 
 
-def _profile_settings(config: ChainConfig | LabelEfficiencyConfig) -> Profile:
+def _profile_settings(config: MainConfig | LabelEfficiencyConfig) -> Profile:
     """The profile, with max_beats overridden when the config sets it."""
     profile = PROFILES[config.profile]
     return profile if config.max_beats == UNSET else replace(profile, max_beats=config.max_beats)

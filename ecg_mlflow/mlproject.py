@@ -8,29 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecg_mlflow.cli.options import exposed_parameters, positional_parameters
-from ecg_mlflow.cli.steps import BASELINE_FIXED, PRETRAIN_FIXED
-from ecg_mlflow.config import (
-    ChainConfig,
-    ClassifyConfig,
-    EnsembleConfig,
-    EvaluateConfig,
-    LabelEfficiencyConfig,
-    PretrainConfig,
-    TransferConfig,
-)
+from ecg_mlflow.entry_points import ENTRY_POINTS, exposed_parameters, positional_parameters
 
-# entry point -> (CLI command, config class, parameters fixed by the command)
-ENTRY_POINTS: dict[str, tuple[str, type, dict[str, Any]]] = {
-    "main": ("run-all", ChainConfig, {}),
-    "pretrain": ("pretrain", PretrainConfig, PRETRAIN_FIXED),
-    "transfer": ("transfer", TransferConfig, {}),
-    "baseline": ("baseline", TransferConfig, BASELINE_FIXED),
-    "ensemble": ("ensemble", EnsembleConfig, {}),
-    "evaluate": ("evaluate", EvaluateConfig, {}),
-    "classify": ("classify", ClassifyConfig, {}),
-    "label_efficiency": ("label-efficiency", LabelEfficiencyConfig, {}),
-}
 _MLFLOW_TYPES = {"int": "float", "float": "float", "str": "string", "bool": "string"}
 
 
@@ -51,9 +30,10 @@ def render_mlproject() -> str:
         "",
         "entry_points:",
     ]
-    for entry, (command, config_cls, fixed) in ENTRY_POINTS.items():
-        parameters = exposed_parameters(config_cls, fixed)
-        lines.append(f"  {entry}:")
+    for entry in ENTRY_POINTS:
+        config_cls, command = entry.config, entry.command
+        parameters = exposed_parameters(config_cls, entry.fixed)
+        lines.append(f"  {entry.name}:")
         lines.append("    parameters:")
         positional = positional_parameters(config_cls)
         for name, (kind, default) in parameters.items():

@@ -8,10 +8,10 @@ from ecg_mlflow.config import (
     BACKBONE_DEFAULTS,
     PARAMETER_HELP,
     UNSET,
-    ChainConfig,
     ConfigError,
     DataConfig,
     EnsembleConfig,
+    MainConfig,
     PretrainConfig,
     TransferConfig,
     config_from_params,
@@ -20,7 +20,7 @@ from ecg_mlflow.config import (
     parameter_names,
 )
 
-STEP_CONFIGS = (PretrainConfig, TransferConfig, EnsembleConfig, ChainConfig)
+STEP_CONFIGS = (PretrainConfig, TransferConfig, EnsembleConfig, MainConfig)
 
 
 @pytest.mark.parametrize("config_cls", STEP_CONFIGS)
@@ -81,8 +81,8 @@ def test_ensemble_needs_one_run_id_per_member() -> None:
 
 
 def test_chain_profile_sets_epochs_and_beats() -> None:
-    quick = ChainConfig(profile="quick")
-    paper = ChainConfig(profile="paper")
+    quick = MainConfig(profile="quick")
+    paper = MainConfig(profile="paper")
     assert (paper.settings.pretrain_epochs, paper.settings.transfer_epochs, paper.settings.ensemble_epochs) == (
         5,
         20,
@@ -90,15 +90,15 @@ def test_chain_profile_sets_epochs_and_beats() -> None:
     )
     assert paper.settings.batch_size == 64 and paper.settings.max_beats == 0
     assert quick.settings.max_beats > 0
-    assert ChainConfig(profile="quick", max_beats=123).settings.max_beats == 123
-    assert ChainConfig().profile == "fast" and ChainConfig().settings.max_beats == 0  # make study: all beats
+    assert MainConfig(profile="quick", max_beats=123).settings.max_beats == 123
+    assert MainConfig().profile == "fast" and MainConfig().settings.max_beats == 0  # make study: all beats
 
 
 def test_context_without_beat_timing_and_undeclared_inter_splits_are_refused_up_front() -> None:
-    from ecg_mlflow.config import ChainConfig, ConfigError, DataConfig, TransferConfig
+    from ecg_mlflow.config import ConfigError, DataConfig, MainConfig, TransferConfig
 
     with pytest.raises(ConfigError, match="context='rr' needs beat timing"):
         TransferConfig(context="rr", data=DataConfig(source="kaggle"))
     with pytest.raises(ConfigError, match="split='inter' is not defined for ptb"):
-        ChainConfig(dataset="ptb", split="inter")
+        MainConfig(dataset="ptb", split="inter")
     assert TransferConfig(context="rr_template", data=DataConfig(split="inter")).context == "rr_template"

@@ -8,9 +8,9 @@ import yaml
 from typer.testing import CliRunner
 
 from ecg_mlflow.cli import app
-from ecg_mlflow.cli.options import positional_parameters
 from ecg_mlflow.config import parameter_defaults
-from ecg_mlflow.mlproject import ENTRY_POINTS, render_mlproject
+from ecg_mlflow.entry_points import ENTRY_POINTS, positional_parameters
+from ecg_mlflow.mlproject import render_mlproject
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,16 +31,18 @@ def test_entry_points_and_defaults() -> None:
     assert transfer["batch_size"]["default"] == 64
     assert transfer["init"]["default"] == "pretrained"
     assert project["entry_points"]["pretrain"]["parameters"]["epochs"]["default"] == 5
-    for entry, (_, config_cls, fixed) in ENTRY_POINTS.items():
-        params = project["entry_points"][entry]["parameters"]
-        expected = {k: v for k, v in parameter_defaults(config_cls).items() if k not in fixed}
+    assert [e.name for e in ENTRY_POINTS] == list(project["entry_points"])
+    for entry in ENTRY_POINTS:
+        params = project["entry_points"][entry.name]["parameters"]
+        expected = {k: v for k, v in parameter_defaults(entry.config).items() if k not in entry.fixed}
         assert set(params) == set(expected)
 
 
 def test_every_entry_point_command_parses() -> None:
     """The CLI accepts exactly the options MLproject passes (checked through --help)."""
     runner = CliRunner()
-    for _, (command, config_cls, fixed) in ENTRY_POINTS.items():
+    for entry in ENTRY_POINTS:
+        command, config_cls, fixed = entry.command, entry.config, entry.fixed
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
         positional = positional_parameters(config_cls)

@@ -8,6 +8,7 @@ from ecg_mlflow import logs
 from ecg_mlflow.cli import steps
 from ecg_mlflow.cli.data import app as data_app
 from ecg_mlflow.cli.tune import app as tune_app
+from ecg_mlflow.entry_points import ENTRY_POINTS
 
 app = typer.Typer(
     name="ecg-mlflow",
@@ -20,9 +21,7 @@ steps.register(app)
 app.add_typer(tune_app, name="tune")
 
 # Commands that load TensorFlow: it is imported up front, quietly, unless --verbose.
-TENSORFLOW_COMMANDS = frozenset(
-    {"pretrain", "transfer", "baseline", "ensemble", "evaluate", "classify", "run-all", "label-efficiency", "tune"}
-)
+TENSORFLOW_COMMANDS = frozenset({entry.command for entry in ENTRY_POINTS} | {"tune"})
 
 
 @app.callback()

@@ -14,7 +14,8 @@ from typing import Any
 import typer
 
 from ecg_mlflow.cli.errors import reported_errors
-from ecg_mlflow.config import PARAMETER_HELP, config_from_params, parameter_defaults
+from ecg_mlflow.config import PARAMETER_HELP, config_from_params
+from ecg_mlflow.entry_points import exposed_parameters, positional_parameters
 
 _PY_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": str}
 
@@ -45,13 +46,3 @@ def config_command(
     command.__annotations__ = {p.name: p.annotation for p in parameters}
     command.__doc__ = doc
     return command
-
-
-def positional_parameters(config_cls: type) -> tuple[str, ...]:
-    """Parameters given as arguments rather than --options (`ecg-mlflow evaluate MODEL_URI`)."""
-    return tuple(getattr(config_cls, "positional", ()))
-
-
-def exposed_parameters(config_cls: type, fixed: dict[str, Any] | None = None) -> dict[str, tuple[str, Any]]:
-    """The parameters a command or entry point shows: all of the config's, less the fixed ones."""
-    return {k: v for k, v in parameter_defaults(config_cls).items() if k not in (fixed or {})}

@@ -13,7 +13,6 @@ context are built exactly as for training (beats_from_signal, beat_context). Out
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,13 +190,16 @@ def output_dir(config: ClassifyConfig) -> Path:
 
 
 def run_classify(config: ClassifyConfig, on_progress: Progress | None = None) -> StepResult:
-    """Classify a record, write the outputs, print the summary; an MLflow run when asked (or under `mlflow run`)."""
+    """Classify a record and write the outputs; an MLflow run when asked (or under `mlflow run`).
+
+    The result's text is the per-class summary and the files written.
+    """
     classifier = load_served(config.model)
     if not (config.log_run or os.environ.get("MLFLOW_RUN_ID")):
         result = classify_record(config, classifier, on_progress)
         paths = write_outputs(result, output_dir(config), config.strip_seconds)
-        _print(result, classifier.class_names, paths)
-        return StepResult(run_id="", metrics=_metrics(result, classifier.class_names), model_uri=config.model)
+        text = _text(result, classifier.class_names, paths)
+        return StepResult("", _metrics(result, classifier.class_names), config.model, text=text)
     params = {**vars(config), "record_name": Path(config.record).name}
     with step_run("classify", params, f"classify-{Path(config.record).name}", CLASSIFY_EXPERIMENT) as run:
         result = classify_record(config, classifier, on_progress)
@@ -207,8 +209,8 @@ def run_classify(config: ClassifyConfig, on_progress: Progress | None = None) ->
         for path in paths:
             mlflow.log_artifact(str(path), "classified")
         describe_run("\n".join(summary_lines(result, classifier.class_names)))
-        _print(result, classifier.class_names, paths)
-        return StepResult(run_id=run.info.run_id, metrics=metrics, model_uri=config.model)
+        text = _text(result, classifier.class_names, paths)
+        return StepResult(run.info.run_id, metrics, config.model, text=text)
 
 
 def _metrics(result: RecordLabels, class_names: list[str]) -> dict[str, float]:
@@ -219,7 +221,5 @@ def _metrics(result: RecordLabels, class_names: list[str]) -> dict[str, float]:
     return metrics
 
 
-def _print(result: RecordLabels, class_names: list[str], paths: list[Path]) -> None:
-    for line in summary_lines(result, class_names):
-        print(line)
-    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stdout, flush=True)
+def _text(result: RecordLabels, class_names: list[str], paths: list[Path]) -> str:
+    return "\n".join([*summary_lines(result, class_names), "wrote " + ", ".join(str(p) for p in paths)])

@@ -19,7 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ecg_mlflow.config import ChainConfig, LabelEfficiencyConfig, flatten_config
+from ecg_mlflow.config import LabelEfficiencyConfig, MainConfig, flatten_config
 from ecg_mlflow.steps.main import chain_parameters, run_entry_point
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
@@ -35,7 +35,7 @@ class LabelEfficiencyResult:
     run_id: str
     points: pd.DataFrame  # one row per run: backbone, init, fraction, seed, run_id, reused, scores
     summary: pd.DataFrame  # mean and spread per backbone, fraction, init; the gain of pretraining
-    markdown: str
+    text: str  # the Markdown table
 
 
 def study_points(config: LabelEfficiencyConfig) -> list[tuple[str, float, int, str]]:
@@ -49,9 +49,9 @@ def study_points(config: LabelEfficiencyConfig) -> list[tuple[str, float, int, s
     ]
 
 
-def as_chain(config: LabelEfficiencyConfig, seed: int = 0) -> ChainConfig:
+def as_chain(config: LabelEfficiencyConfig, seed: int = 0) -> MainConfig:
     """The chain config whose children's parameters a point uses (same profile, split, context, data)."""
-    return ChainConfig(
+    return MainConfig(
         dataset=config.dataset,
         profile=config.profile,
         backbones=config.backbones,

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
-from ecg_mlflow.config import PRETRAIN_DATASET, ChainConfig, flatten_config
+from ecg_mlflow.config import PRETRAIN_DATASET, MainConfig, flatten_config
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
@@ -50,12 +50,19 @@ class ChildRunError(UserError, RuntimeError):
 
 
 @dataclass
-class ChainResult:
+class MainResult:
+    """The children's runs and figures, and the reproduction table (`text`, printed by the CLI)."""
+
+    run_id: str = ""
     run_ids: dict[str, str] = field(default_factory=dict)
     reused: dict[str, bool] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     learned_nothing: dict[str, bool] = field(default_factory=dict)
     table: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.table
 
 
 def project_root() -> Path:
@@ -113,7 +120,7 @@ def run_entry_point(
     return run, False
 
 
-def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
+def chain_parameters(config: MainConfig) -> dict[str, dict[str, Any]]:
     """The parameters of each kind of child, from the chain config and its profile."""
     profile = config.settings
     data = {"data_dir": config.data_dir, "cache_dir": config.cache_dir, "max_beats": profile.max_beats}
@@ -142,14 +149,15 @@ def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
     }
 
 
-def run_chain(config: ChainConfig, *, reuse: bool = True) -> ChainResult:
+def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
     params = chain_parameters(config)
-    result = ChainResult()
+    result = MainResult()
     run_name = f"main-{config.dataset}-{config.profile}"
     with step_run(
         STEP, flatten_config(config), run_name=run_name, experiment=experiment_name(config.dataset)
     ) as parent:
         experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
+        result.run_id = parent_id
 
         progress = Progress(total=3 * len(config.backbones) + 1)
 
@@ -206,7 +214,7 @@ EC57_COLUMNS: dict[str, str] = {
 }
 
 
-def results_table(config: ChainConfig, result: ChainResult) -> str:
+def results_table(config: MainConfig, result: MainResult) -> str:
     """Tables 1 and 2 of the paper in one: ours (accuracy, macro-F1, EC57) beside the paper's accuracy.
 
     A row whose run learned nothing (no better than always answering the majority class) says so.

@@ -11,3 +11,4 @@ class StepResult:
     metrics: dict[str, float] = field(default_factory=dict)
     model_uri: str = ""
     registered_version: str = ""
+    text: str = ""  # what the command prints after the figures (a summary, a table)

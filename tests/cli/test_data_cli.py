@@ -43,8 +43,11 @@ def test_missing_data_is_a_clear_error_without_traceback(tmp_path) -> None:
 
 
 def test_bad_parameter_is_a_clear_error(synthetic_mitdb, tmp_path) -> None:
+    # a bad parameter is a usage error (exit 2), as in every command
     result = runner.invoke(app, ["data", "build", "ptb", "--split", "inter", "--data-dir", str(synthetic_mitdb)])
-    assert result.exit_code == 2 and "split='inter'" in result.stderr  # a bad parameter: usage error, as in every command
+    assert (
+        result.exit_code == 2 and "split='inter'" in result.stderr
+    )  # a bad parameter: usage error, as in every command
 
 
 def test_plot_writes_a_png(synthetic_mitdb, tmp_path) -> None:

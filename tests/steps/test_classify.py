@@ -66,10 +66,10 @@ def test_unannotated_record_every_beat_found_within_50_ms(tmp_path, record_write
     assert "reference" not in result.table
 
 
-def test_outputs_put_each_label_at_its_beat(tmp_path, record_writer, models, capsys) -> None:
+def test_outputs_put_each_label_at_its_beat(tmp_path, record_writer, models) -> None:
     path, peaks = written_record(tmp_path / "in", record_writer, 360, annotated=True)
     out = tmp_path / "out"
-    run_classify(ClassifyConfig(record=str(path), model=models["rr"], out=str(out)))
+    result = run_classify(ClassifyConfig(record=str(path), model=models["rr"], out=str(out)))
     table = pd.read_csv(out / "rec_beats.csv", keep_default_na=False)
     np.testing.assert_array_equal(table["sample"], peaks)  # the annotations' R peaks, every beat
     np.testing.assert_allclose(table["time_s"], peaks / 360, atol=1e-4)
@@ -81,7 +81,7 @@ def test_outputs_put_each_label_at_its_beat(tmp_path, record_writer, models, cap
     np.testing.assert_array_equal(written.sample, table["sample"])
     assert written.symbol == table["label"].tolist() and written.fs == 360
     assert (out / "rec_strip.png").stat().st_size > 10_000
-    printed = capsys.readouterr().out
+    printed = result.text
     assert f"{len(peaks)} beats, R peaks from annotations (atr)" in printed
     assert "agreement with the reference annotations" in printed
 

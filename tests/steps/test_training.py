@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.config import ChainConfig
-from ecg_mlflow.steps.main import ChainResult, results_table
+from ecg_mlflow.config import MainConfig
+from ecg_mlflow.steps.main import MainResult, results_table
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG, flag_if_learned_nothing, majority_macro_f1
 from ecg_mlflow.steps.training import BestEpochStopping
 
@@ -76,7 +76,7 @@ def test_a_run_that_learned_nothing_is_tagged_and_warns(tmp_path, caplog) -> Non
 
 
 def test_the_main_table_marks_rows_that_learned_nothing() -> None:
-    result = ChainResult(
+    result = MainResult(
         run_ids={"scratch/lstm": "a" * 32, "scratch/cnn": "b" * 32},
         metrics={
             "scratch/lstm": {"test_accuracy": 0.8277, "test_macro_f1": 0.181, "test_se_S": 0.0},
@@ -84,7 +84,7 @@ def test_the_main_table_marks_rows_that_learned_nothing() -> None:
         },
         learned_nothing={"scratch/lstm": True, "scratch/cnn": False},
     )
-    table = results_table(ChainConfig(backbones=("cnn", "lstm")), result)
+    table = results_table(MainConfig(backbones=("cnn", "lstm")), result)
     lstm_row = next(line for line in table.splitlines() if line.startswith("| lstm"))
     cnn_row = next(line for line in table.splitlines() if line.startswith("| cnn"))
     assert "learned nothing" in lstm_row and "learned nothing" not in cnn_row

@@ -12,9 +12,13 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ecg_mlflow.checks import check_choice as _check_choice
+from ecg_mlflow.checks import check_range as _check_range
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.databases import DATABASES, training_datasets
-from ecg_mlflow.errors import UsageError
+from ecg_mlflow.errors import ConfigError
+from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
+from ecg_mlflow.models.catalog import BackboneConfig
 
 TRANSFORM_NAMES: tuple[str, ...] = (
     "original",
@@ -26,7 +30,6 @@ TRANSFORM_NAMES: tuple[str, ...] = (
     "squeeze",
     "scale",
 )
-BACKBONES: tuple[str, ...] = ("mlp", "cnn", "lstm", "resnet")
 DATASETS: tuple[str, ...] = tuple(training_datasets())
 SPLITS: tuple[str, ...] = ("intra", "inter")
 SOURCES: tuple[str, ...] = ("physionet", "kaggle")
@@ -43,22 +46,6 @@ SAMPLING_RATE = 125
 
 ENV_DATA_DIR = "ECG_DATA_DIR"
 ENV_CACHE_DIR = "ECG_CACHE_DIR"
-
-
-class ConfigError(UsageError, ValueError):
-    """A parameter value that cannot be used; the message names the parameter."""
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
-
-
-def _check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> None:
-    ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ConfigError(f"{name}={value!r} must lie in {bracket}{low}, {high}]")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -138,39 +125,15 @@ class TransformConfig:
             raise ConfigError(f"scale_factor={self.scale_factor} must be < 1")
 
 
-@dataclass(frozen=True)
-class BackboneConfig:
-    """Size knobs shared by all backbones; their meaning per backbone is in BACKBONE_DEFAULTS.
-
-    units: MLP layer width / CNN and ResNet filters / LSTM units.
-    depth: MLP dense layers / CNN conv blocks / ResNet residual blocks / LSTM layers.
-    dense_units: the hidden Dense layer(s) after the feature extractor.
-    """
-
-    units: int
-    depth: int
-    dense_units: int
-    dropout: float
-    kernel_size: int
-
-    def __post_init__(self) -> None:
-        for name in ("units", "depth", "dense_units", "kernel_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
-        _check_range("dropout", self.dropout, 0.0, 0.9)
+# Backbones are declared in models/catalog.py; the configs read their names and default sizes.
+# (Checks read the catalog when they run, so a backbone registered later is a valid choice too.)
+BACKBONES: tuple[str, ...] = tuple(BACKBONE_CATALOG)
+BACKBONE_DEFAULTS: dict[str, BackboneConfig] = {name: b.defaults for name, b in BACKBONE_CATALOG.items()}
 
 
-BACKBONE_DEFAULTS: dict[str, BackboneConfig] = {
-    # The paper: 7 Dense layers with dropout and ReLU.
-    "mlp": BackboneConfig(units=256, depth=7, dense_units=64, dropout=0.2, kernel_size=1),
-    # The paper: 3 x (Conv1D + LeakyReLU + MaxPool1D), Flatten, 3 Dense with LeakyReLU.
-    # 16 filters: 32 costs 4x the compute and misses the 15-minute pretraining budget on 2 cores.
-    "cnn": BackboneConfig(units=16, depth=3, dense_units=64, dropout=0.1, kernel_size=5),
-    # The paper: LSTM(64), then a Dense hidden layer with ReLU.
-    "lstm": BackboneConfig(units=64, depth=1, dense_units=64, dropout=0.1, kernel_size=1),
-    # Kachuee et al. 2018: 5 residual blocks of two Conv1D(32, 5), Dense(32) x 2.
-    "resnet": BackboneConfig(units=32, depth=5, dense_units=32, dropout=0.0, kernel_size=5),
-}
+def _check_backbone(name: str, value: str) -> None:
+    _check_choice(name, value, tuple(BACKBONE_CATALOG))
+
 
 # "use the backbone's default" in MLproject/CLI numeric parameters.
 UNSET = -1
@@ -178,13 +141,13 @@ UNSET = -1
 
 def backbone_config(backbone: str, **overrides: Any) -> BackboneConfig:
     """The backbone's defaults with overrides; an override of UNSET (or None) keeps the default."""
-    _check_choice("backbone", backbone, BACKBONES)
+    _check_backbone("backbone", backbone)
     known = {f.name for f in fields(BackboneConfig)}
     unknown = set(overrides) - known
     if unknown:
         raise ConfigError(f"unknown backbone parameter(s): {', '.join(sorted(unknown))}")
     changes = {k: v for k, v in overrides.items() if v is not None and v != UNSET}
-    return replace(BACKBONE_DEFAULTS[backbone], **changes)
+    return replace(BACKBONE_CATALOG[backbone].defaults, **changes)
 
 
 DEFAULT_HEAD_WEIGHTS: tuple[float, ...] = (1.0,) * len(TRANSFORM_NAMES)
@@ -206,7 +169,7 @@ class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
-        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_backbone("backbone", self.backbone)
         _check_training(self.epochs, self.batch_size, self.learning_rate)
         if len(self.head_weights) != len(TRANSFORM_NAMES) or min(self.head_weights) < 0:
             raise ConfigError(
@@ -215,7 +178,7 @@ class PretrainConfig:
         if self.data.dataset != PRETRAIN_DATASET:
             raise ConfigError(f"pretraining uses MIT-BIH beats (dataset={PRETRAIN_DATASET!r}), as in the paper")
         if self.model is None:
-            object.__setattr__(self, "model", BACKBONE_DEFAULTS[self.backbone])
+            object.__setattr__(self, "model", BACKBONE_CATALOG[self.backbone].defaults)
 
 
 @dataclass(frozen=True)
@@ -240,7 +203,7 @@ class TransferConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
-        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_backbone("backbone", self.backbone)
         _check_choice("init", self.init, ("pretrained", "scratch"))
         _check_context(self.context, self.data)
         _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
@@ -280,7 +243,7 @@ class EnsembleConfig:
         if not self.members:
             raise ConfigError("members needs at least one backbone")
         for member in self.members:
-            _check_choice("members", member, BACKBONES)
+            _check_backbone("members", member)
         if self.run_ids and len(self.run_ids) != len(self.members):
             raise ConfigError(
                 f"run_ids has {len(self.run_ids)} entries but members has {len(self.members)}; "
@@ -570,7 +533,7 @@ def _check_study(config: MainConfig | LabelEfficiencyConfig) -> None:
     if config.split == "inter" and training_datasets()[config.dataset].inter_split is None:
         raise ConfigError(f"split='inter' is not defined for {config.dataset}; use split='intra'")
     for backbone in config.backbones:
-        _check_choice("backbones", backbone, BACKBONES)
+        _check_backbone("backbones", backbone)
 
 
 def _profile_settings(config: MainConfig | LabelEfficiencyConfig) -> Profile:

@@ -25,3 +25,7 @@ class UsageError(UserError):
 
 
 EXIT_INTERRUPTED = 130
+
+
+class ConfigError(UsageError, ValueError):
+    """A parameter value that cannot be used; the message names the parameter."""

@@ -7,23 +7,22 @@ matched layer by layer (transfer_encoder_weights) and read in MLflow artifacts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import keras
 import numpy as np
 
-from ecg_mlflow.config import BACKBONES, BEAT_LENGTH, BackboneConfig, ConfigError
-from ecg_mlflow.errors import UserError
+from ecg_mlflow.checks import check_choice
+from ecg_mlflow.config import BEAT_LENGTH
+from ecg_mlflow.errors import ConfigError, UserError
+from ecg_mlflow.models.catalog import BACKBONES, BackboneConfig
 
 Tensor = keras.KerasTensor
 
 
 def build_encoder(backbone: str, config: BackboneConfig, input_length: int = BEAT_LENGTH) -> keras.Model:
     """A Keras functional encoder named f"{backbone}_encoder": (input_length, 1) -> (features,)."""
-    if backbone not in _BUILDERS:
-        raise ConfigError(f"backbone={backbone!r} is not one of {', '.join(BACKBONES)}")
+    check_choice("backbone", backbone, tuple(BACKBONES))
     inputs = keras.Input(shape=(input_length, 1), name="beat")
-    features = _BUILDERS[backbone](inputs, config)
+    features = BACKBONES[backbone].load_builder()(inputs, config)
     return keras.Model(inputs, features, name=f"{backbone}_encoder")
 
 
@@ -72,7 +71,7 @@ def _dropout(x: Tensor, rate: float, name: str) -> Tensor:
     return keras.layers.Dropout(rate, name=name)(x) if rate > 0 else x
 
 
-def _mlp(x: Tensor, c: BackboneConfig) -> Tensor:
+def mlp_features(x: Tensor, c: BackboneConfig) -> Tensor:
     """The paper's MLP: 7 Dense layers incl. the task head -> depth - 1 Dense in the encoder.
 
     (depth - 2) x [Dense(units, relu) + Dropout], then Dense(dense_units, relu) as the features.
@@ -86,7 +85,7 @@ def _mlp(x: Tensor, c: BackboneConfig) -> Tensor:
     return keras.layers.Dense(c.dense_units, activation="relu", name=f"enc_dense{c.depth - 1}")(x)
 
 
-def _cnn(x: Tensor, c: BackboneConfig) -> Tensor:
+def cnn_features(x: Tensor, c: BackboneConfig) -> Tensor:
     """The paper's CNN: depth x (Conv1D + LeakyReLU + MaxPool1D(2)), Flatten, 2 Dense + LeakyReLU."""
     for i in range(1, c.depth + 1):
         x = keras.layers.Conv1D(c.units, c.kernel_size, padding="same", name=f"enc_conv{i}")(x)
@@ -101,7 +100,7 @@ def _cnn(x: Tensor, c: BackboneConfig) -> Tensor:
     return x
 
 
-def _lstm(x: Tensor, c: BackboneConfig) -> Tensor:
+def lstm_features(x: Tensor, c: BackboneConfig) -> Tensor:
     """The paper's LSTM(64) (depth stacked layers), then Dense(dense_units, relu) as the features.
 
     The first layer reads the beat backwards (go_backwards): a beat starts at its R peak and ends
@@ -121,7 +120,7 @@ def _lstm(x: Tensor, c: BackboneConfig) -> Tensor:
     return keras.layers.Dense(c.dense_units, activation="relu", name="enc_dense1")(x)
 
 
-def _resnet(x: Tensor, c: BackboneConfig) -> Tensor:
+def resnet_features(x: Tensor, c: BackboneConfig) -> Tensor:
     """Kachuee et al. 2018: Conv1D, depth residual blocks with MaxPool1D(5, 2), Dense(dense_units, relu)."""
     x = keras.layers.Conv1D(c.units, c.kernel_size, padding="same", name="enc_conv0")(x)
     for i in range(1, c.depth + 1):
@@ -136,11 +135,3 @@ def _resnet(x: Tensor, c: BackboneConfig) -> Tensor:
     x = keras.layers.Flatten(name="enc_flatten")(x)
     x = _dropout(x, c.dropout, "enc_dropout1")
     return keras.layers.Dense(c.dense_units, activation="relu", name="enc_dense1")(x)
-
-
-_BUILDERS: dict[str, Callable[[Tensor, BackboneConfig], Tensor]] = {
-    "mlp": _mlp,
-    "cnn": _cnn,
-    "lstm": _lstm,
-    "resnet": _resnet,
-}

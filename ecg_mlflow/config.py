@@ -19,17 +19,8 @@ from ecg_mlflow.data.databases import DATABASES, training_datasets
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
 from ecg_mlflow.models.catalog import BackboneConfig
+from ecg_mlflow.transforms import TRANSFORM_NAMES
 
-TRANSFORM_NAMES: tuple[str, ...] = (
-    "original",
-    "negation",
-    "inversion",
-    "noise",
-    "shuffle",
-    "stretch",
-    "squeeze",
-    "scale",
-)
 DATASETS: tuple[str, ...] = tuple(training_datasets())
 SPLITS: tuple[str, ...] = ("intra", "inter")
 SOURCES: tuple[str, ...] = ("physionet", "kaggle")

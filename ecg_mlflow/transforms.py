@@ -12,13 +12,16 @@ freshly seeded Generator reproduces them exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecg_mlflow.config import TRANSFORM_NAMES, TransformConfig
+if TYPE_CHECKING:
+    from ecg_mlflow.config import TransformConfig
 
-N_TRANSFORMS = len(TRANSFORM_NAMES)
 # Beats per chunk in build_representation_set: bounds the temporaries to a few MB.
 _CHUNK = 8192
 
@@ -196,8 +199,33 @@ def _scale(beats: np.ndarray, lengths: np.ndarray, config: TransformConfig, rng:
     return beats * np.float32(config.scale_factor)
 
 
-_TRANSFORMS = (_original, _negation, _inversion, _noise, _shuffle, _stretch, _squeeze, _scale)
-assert len(_TRANSFORMS) == N_TRANSFORMS
+@dataclass(frozen=True)
+class Transform:
+    """One self-supervised task: a pretraining head is named after it and learns to recognise it."""
+
+    name: str
+    apply: Callable[[np.ndarray, np.ndarray, TransformConfig, np.random.Generator], np.ndarray]
+    description: str
+    magnitude: str | None = None  # the TransformConfig field that sets its strength (studies tune it)
+
+
+# The ordered table every other place reads: the pretraining heads and their targets (models/ssl.py),
+# Figure 1 (plot_transforms), the configs (TRANSFORM_NAMES, head_weights) and the studies. To add a
+# transform: write `_name(beats, lengths, config, rng)` above, add its magnitude to TransformConfig if
+# it has one, and append it here (appending keeps the index of every existing head).
+TRANSFORMS: tuple[Transform, ...] = (
+    Transform("original", _original, "the beat unchanged"),
+    Transform("negation", _negation, "the beat multiplied by -1"),
+    Transform("inversion", _inversion, "the beat reversed in time (within its unpadded part)"),
+    Transform("noise", _noise, "Gaussian noise added", "noise_std"),
+    Transform("shuffle", _shuffle, "the beat cut into segments, put back in another order", "shuffle_segments"),
+    Transform("stretch", _stretch, "the beat resampled longer, then cropped", "stretch_factor"),
+    Transform("squeeze", _squeeze, "the beat resampled shorter, then zero-padded", "squeeze_factor"),
+    Transform("scale", _scale, "the amplitude multiplied by a factor", "scale_factor"),
+)
+TRANSFORM_NAMES: tuple[str, ...] = tuple(t.name for t in TRANSFORMS)
+N_TRANSFORMS = len(TRANSFORMS)
+_TRANSFORMS = tuple(t.apply for t in TRANSFORMS)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -249,3 +249,15 @@ def test_transforms_on_real_beats(request: pytest.FixtureRequest) -> None:
     np.testing.assert_array_equal(np.sort(shuffled, axis=1), np.sort(real, axis=1))
     x, y = build_representation_set(real, CONFIG, _rng())
     assert x.shape == (8 * len(real), BEAT_LENGTH) and y.shape == (8 * len(real), 8)
+
+
+def test_the_transform_table_is_what_heads_figure_and_configs_read() -> None:
+    from dataclasses import fields
+
+    from ecg_mlflow.config import DEFAULT_HEAD_WEIGHTS, TRANSFORM_NAMES, TransformConfig
+    from ecg_mlflow.transforms import TRANSFORMS
+
+    assert TRANSFORM_NAMES == tuple(t.name for t in TRANSFORMS) and len(DEFAULT_HEAD_WEIGHTS) == len(TRANSFORMS)
+    magnitudes = [t.magnitude for t in TRANSFORMS if t.magnitude]
+    assert sorted(magnitudes) == sorted(f.name for f in fields(TransformConfig))  # each knob belongs to one
+    assert [t.name for t in TRANSFORMS[:3]] == ["original", "negation", "inversion"]  # head order never moves

@@ -152,3 +152,27 @@ def test_suggest_covers_every_type():
     assert configs["transfer"].model.kernel_size % 2 == 1
     assert configs["transfer"].batch_size in (32, 64, 128, 256)
     assert isinstance(configs["transfer"].freeze, bool)
+
+
+def test_a_study_file_builds_on_its_base(tmp_path) -> None:
+    from ecg_mlflow.tuning.spec import StudySpecError, load_study_file
+
+    (tmp_path / "base.yaml").write_text(
+        "name: base\nsteps: [pretrain, transfer]\nfixed: {backbone: cnn, pretrain.epochs: 5, patience: 5}\n"
+        "search_space:\n  dropout: {type: float, low: 0.0, high: 0.5}\n  units: {type: int, low: 8, high: 64}\n"
+        "  depth: {type: int, low: 2, high: 4}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "base: base.yaml\nsteps: [transfer]\nfixed: {pretrain.epochs: null, units: 16}\n"
+        "search_space: {depth: null, context: {type: categorical, choices: [rr, rr_template]}}\n"
+    )
+    spec = load_study_file(tmp_path / "child.yaml")
+    assert spec.name == "child" and spec.steps == ("transfer",)  # the name is the file's own
+    assert spec.fixed == {"backbone": "cnn", "patience": 5, "units": 16}  # units fixed here leaves the space
+    assert set(spec.search_space) == {"dropout", "context"}  # depth dropped by null
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(StudySpecError, match="leads back to itself"):
+        load_study_file(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(StudySpecError, match="missing.yaml: no such study file"):
+        load_study_file(tmp_path / "orphan.yaml")

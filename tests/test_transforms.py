@@ -257,7 +257,7 @@ def test_the_transform_table_is_what_heads_figure_and_configs_read() -> None:
     from ecg_mlflow.config import DEFAULT_HEAD_WEIGHTS, TRANSFORM_NAMES, TransformConfig
     from ecg_mlflow.transforms import TRANSFORMS
 
-    assert TRANSFORM_NAMES == tuple(t.name for t in TRANSFORMS) and len(DEFAULT_HEAD_WEIGHTS) == len(TRANSFORMS)
+    assert tuple(t.name for t in TRANSFORMS) == TRANSFORM_NAMES and len(DEFAULT_HEAD_WEIGHTS) == len(TRANSFORMS)
     magnitudes = [t.magnitude for t in TRANSFORMS if t.magnitude]
     assert sorted(magnitudes) == sorted(f.name for f in fields(TransformConfig))  # each knob belongs to one
     assert [t.name for t in TRANSFORMS[:3]] == ["original", "negation", "inversion"]  # head order never moves

@@ -174,5 +174,5 @@ def test_a_study_file_builds_on_its_base(tmp_path) -> None:
     with pytest.raises(StudySpecError, match="leads back to itself"):
         load_study_file(tmp_path / "loop.yaml")
     (tmp_path / "orphan.yaml").write_text("base: missing.yaml\n")
-    with pytest.raises(StudySpecError, match="missing.yaml: no such study file"):
+    with pytest.raises(StudySpecError, match=r"missing\.yaml: no such study file"):
         load_study_file(tmp_path / "orphan.yaml")

@@ -307,44 +307,24 @@ def run_study(
     max_consecutive_failures: int = 3,
 ) -> RunSummary:
     """Run trials until the study holds n_trials trials (see the module doc), or timeout seconds passed."""
-    if n_trials < 1:
-        raise TuningError(f"--n-trials {n_trials} must be >= 1")
-    if timeout is not None and timeout <= 0:
-        raise TuningError(f"--timeout {timeout} must be > 0 seconds")
+    _check_budget(n_trials, timeout)
     evaluate = evaluate or evaluate_steps
     handle = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     study = create_or_load_study(spec, handle)
     with contextlib.suppress(Exception):
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("study_file", spec.path)
-
-    experiment_name = experiment or default_experiment(spec)
     with handle.lock():
         # Under the lock: two workers creating a fresh sqlite MLflow store (or the experiment) at once collide.
-        exp = mlflow.set_experiment(experiment_name)
+        exp = mlflow.set_experiment(experiment or default_experiment(spec))
         recovered = recover_stale_trials(study, handle)
     close_orphaned_runs(study)
 
     start = time.monotonic()
-    tags = {TAG_KIND: "tune", TAG_STUDY: spec.name, TAG_STORAGE: handle.display, TAG_WORKER: worker_id()}
-    parent = mlflow.start_run(run_name=f"tune-{spec.name}", nested=mlflow.active_run() is not None, tags=tags)
+    parent = _start_parent_run(spec, handle, n_trials, timeout)
     summary = RunSummary(
         spec.name, handle.display, exp.experiment_id, parent.info.run_id, n_trials, recovered=recovered
     )
-    mlflow.log_params(
-        {
-            "study_name": spec.name,
-            "n_trials": n_trials,
-            "timeout": timeout or "",
-            "storage": handle.display,
-            "steps": ",".join(spec.steps),
-            "metric": spec.metric,
-            "direction": spec.direction,
-            "study_file": spec.path or "",
-        }
-    )
-    with contextlib.suppress(Exception):
-        mlflow.log_dict(spec.to_dict(), "study.yaml")
     status = "FAILED"
     consecutive_failures = 0
     try:
@@ -352,22 +332,9 @@ def run_study(
             if timeout is not None and time.monotonic() - start >= timeout:
                 summary.stopped = f"timeout ({timeout:g}s)"
                 break
-            with handle.lock():
-                newly = recover_stale_trials(study, handle)
-                trials = study.get_trials(deepcopy=False)
-                if len(trials) >= n_trials:
-                    summary.stopped = f"the study has {len(trials)} of {n_trials} trials"
-                    break
-                _warn_if_sqlite_shared(handle, trials)
-                # A seed per trial number: reproducible in one worker, never shared by two workers.
-                study.sampler = build_sampler(spec.sampler, seed_offset=len(trials))
-                with warnings.catch_warnings():
-                    # We run the heartbeat ourselves (storage.Heartbeat), not through Study.optimize.
-                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                    trial = study.ask()
-            if newly:
-                summary.recovered.extend(newly)
-                close_orphaned_runs(study)
+            trial = _ask(study, spec, handle, n_trials, summary)
+            if trial is None:
+                break
             outcome = run_trial(study, trial, spec, handle, evaluate)
             summary.trials.append(outcome)
             _logger.info(
@@ -392,6 +359,57 @@ def run_study(
     finally:
         _finish_parent(study, summary, status)
     return summary
+
+
+def _check_budget(n_trials: int, timeout: float | None) -> None:
+    if n_trials < 1:
+        raise TuningError(f"--n-trials {n_trials} must be >= 1")
+    if timeout is not None and timeout <= 0:
+        raise TuningError(f"--timeout {timeout} must be > 0 seconds")
+
+
+def _start_parent_run(spec: StudySpec, handle: StorageHandle, n_trials: int, timeout: float | None) -> mlflow.ActiveRun:
+    """This worker's parent run: the study's settings as params, the spec as study.yaml."""
+    tags = {TAG_KIND: "tune", TAG_STUDY: spec.name, TAG_STORAGE: handle.display, TAG_WORKER: worker_id()}
+    parent = mlflow.start_run(run_name=f"tune-{spec.name}", nested=mlflow.active_run() is not None, tags=tags)
+    mlflow.log_params(
+        {
+            "study_name": spec.name,
+            "n_trials": n_trials,
+            "timeout": timeout or "",
+            "storage": handle.display,
+            "steps": ",".join(spec.steps),
+            "metric": spec.metric,
+            "direction": spec.direction,
+            "study_file": spec.path or "",
+        }
+    )
+    with contextlib.suppress(Exception):
+        mlflow.log_dict(spec.to_dict(), "study.yaml")
+    return parent
+
+
+def _ask(
+    study: optuna.Study, spec: StudySpec, handle: StorageHandle, n_trials: int, summary: RunSummary
+) -> optuna.trial.Trial | None:
+    """The next trial, or None when the study already holds n_trials (counted under the storage lock)."""
+    with handle.lock():
+        newly = recover_stale_trials(study, handle)
+        trials = study.get_trials(deepcopy=False)
+        if len(trials) >= n_trials:
+            summary.stopped = f"the study has {len(trials)} of {n_trials} trials"
+            return None
+        _warn_if_sqlite_shared(handle, trials)
+        # A seed per trial number: reproducible in one worker, never shared by two workers.
+        study.sampler = build_sampler(spec.sampler, seed_offset=len(trials))
+        with warnings.catch_warnings():
+            # We run the heartbeat ourselves (storage.Heartbeat), not through Study.optimize.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
+    if newly:
+        summary.recovered.extend(newly)
+        close_orphaned_runs(study)
+    return trial
 
 
 def _warn_if_sqlite_shared(handle: StorageHandle, trials: list[optuna.trial.FrozenTrial]) -> None:

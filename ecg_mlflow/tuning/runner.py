@@ -221,29 +221,9 @@ def run_trial(
     study: optuna.Study, trial: optuna.Trial, spec: StudySpec, handle: StorageHandle, evaluate: Evaluate
 ) -> TrialOutcome:
     """Sample, run the steps in a nested MLflow run, tell Optuna; never leaves the trial RUNNING."""
-    try:
-        sampled = {key: p.suggest(trial) for key, p in spec.search_space.items()}
-    except Exception as exc:  # e.g. a choice list changed incompatibly since the study began
-        study.tell(trial, state=TrialState.FAIL)
-        raise TuningError(
-            f"cannot sample trial {trial.number}: {exc}. The study's search space changed incompatibly; "
-            "run the changed file as a new study (--study-name NAME)"
-        ) from None
-    values = {**spec.fixed, **sampled}
+    values = {**spec.fixed, **_sample(study, trial, spec)}
     trial.set_user_attr("fixed_params", dict(spec.fixed))
-    tags = {
-        TAG_KIND: "trial",
-        TAG_STUDY: spec.name,
-        TAG_TRIAL: str(trial.number),
-        TAG_STATE: TrialState.RUNNING.name,
-        TAG_STORAGE: handle.display,
-        TAG_WORKER: worker_id(),
-    }
-    run = mlflow.start_run(run_name=f"{spec.name}-trial-{trial.number}", nested=True, tags=tags)
-    run_id = run.info.run_id
-    client = MlflowClient()
-    trial.set_user_attr("mlflow_run_id", run_id)
-    mlflow.log_params(_flat_params(values))
+    run_id = _start_trial_run(spec, trial, handle, values)
     reporter = PruningReporter(trial, spec.monitor, mlflow_run_id=run_id)
     ctx = TrialContext(trial=trial, spec=spec, values=values, reporter=reporter, mlflow_run_id=run_id)
     state, value, error, run_status = TrialState.FAIL, None, "", "FAILED"
@@ -269,26 +249,63 @@ def run_trial(
                 raise
     finally:
         try:
-            for key, item in ctx.info.items():
-                with contextlib.suppress(Exception):
-                    trial.set_user_attr(key, item)
-                    if isinstance(item, str):
-                        mlflow.set_tag(f"ecg_mlflow.{key}", item)
-            if error:
-                with contextlib.suppress(Exception):
-                    trial.set_user_attr("fail_reason" if state == TrialState.FAIL else "pruned_reason", error[:2000])
-            study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-            mlflow.set_tag(TAG_STATE, state.name)
-            if state == TrialState.COMPLETE:
-                mlflow.log_metric(spec.metric, value)
-                for name, metric in ctx.info.get("validation_metrics", {}).items():
-                    if name != spec.metric:
-                        client.log_metric(run_id, name, metric)
-            if reporter.reported:
-                mlflow.log_metric("last_epoch", max(reporter.reported))
+            _record_outcome(study, trial, ctx, (state, value, error))
         finally:
             mlflow.end_run(status=run_status)
     return TrialOutcome(trial.number, state.name, value, run_id, error)
+
+
+def _sample(study: optuna.Study, trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    """The trial's values of the search space; a space that no longer fits the study fails the trial."""
+    try:
+        return {key: p.suggest(trial) for key, p in spec.search_space.items()}
+    except Exception as exc:  # e.g. a choice list changed incompatibly since the study began
+        study.tell(trial, state=TrialState.FAIL)
+        raise TuningError(
+            f"cannot sample trial {trial.number}: {exc}. The study's search space changed incompatibly; "
+            "run the changed file as a new study (--study-name NAME)"
+        ) from None
+
+
+def _start_trial_run(spec: StudySpec, trial: optuna.Trial, handle: StorageHandle, values: dict[str, Any]) -> str:
+    """The trial's nested MLflow run, tagged with its study, number, state and worker; returns its ID."""
+    tags = {
+        TAG_KIND: "trial",
+        TAG_STUDY: spec.name,
+        TAG_TRIAL: str(trial.number),
+        TAG_STATE: TrialState.RUNNING.name,
+        TAG_STORAGE: handle.display,
+        TAG_WORKER: worker_id(),
+    }
+    run = mlflow.start_run(run_name=f"{spec.name}-trial-{trial.number}", nested=True, tags=tags)
+    trial.set_user_attr("mlflow_run_id", run.info.run_id)
+    mlflow.log_params(_flat_params(values))
+    return run.info.run_id
+
+
+def _record_outcome(
+    study: optuna.Study, trial: optuna.Trial, ctx: TrialContext, outcome: tuple[TrialState, float | None, str]
+) -> None:
+    """Tell Optuna the outcome and mirror it in the trial's run: state tag, objective, last epoch."""
+    state, value, error = outcome
+    for key, item in ctx.info.items():
+        with contextlib.suppress(Exception):
+            trial.set_user_attr(key, item)
+            if isinstance(item, str):
+                mlflow.set_tag(f"ecg_mlflow.{key}", item)
+    if error:
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("fail_reason" if state == TrialState.FAIL else "pruned_reason", error[:2000])
+    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    mlflow.set_tag(TAG_STATE, state.name)
+    if state == TrialState.COMPLETE:
+        mlflow.log_metric(ctx.spec.metric, value)
+        client = MlflowClient()
+        for name, metric in ctx.info.get("validation_metrics", {}).items():
+            if name != ctx.spec.metric:
+                client.log_metric(ctx.mlflow_run_id, name, metric)
+    if ctx.reporter.reported:
+        mlflow.log_metric("last_epoch", max(ctx.reporter.reported))
 
 
 # --------------------------------------------------------------------------- the worker

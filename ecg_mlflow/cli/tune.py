@@ -55,60 +55,67 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+NTrialsOption = Annotated[
+    int,
+    typer.Option(
+        "--n-trials",
+        min=1,
+        help="The study's TOTAL number of trials: stop when the study holds N (any state, all workers together). "
+        "Resuming a study with 10 trials and --n-trials 15 runs 5 more.",
+    ),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", help="Ask for no new trial after S seconds (a running trial finishes).", show_default=False
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="key=value: fix a parameter for every trial (repeatable), e.g. --set max_beats=2000 --set epochs=1. "
+        "Scoped keys (transfer.epochs) target one step.",
+        show_default=False,
+    ),
+]
+StudyNameOption = Annotated[
+    str | None, typer.Option("--study-name", help="Study name (default: the file's name:).", show_default=False)
+]
+ExperimentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--experiment",
+        help="MLflow experiment for the parent and trial runs (default: tune-<study>).",
+        show_default=False,
+    ),
+]
+HeartbeatOption = Annotated[
+    int, typer.Option("--heartbeat-interval", min=1, help="Seconds between a running trial's heartbeats.")
+]
+GraceOption = Annotated[
+    int | None,
+    typer.Option(
+        "--grace-period",
+        min=2,
+        help="A RUNNING trial with no heartbeat for this long is marked FAIL "
+        "(default: 4 x heartbeat interval). Dead local workers are detected at once.",
+        show_default=False,
+    ),
+]
+
+
 @app.command("run")
 def run_command(
     study_file: Annotated[str, typer.Argument(help="A study file, e.g. studies/cnn.yaml.", show_default=False)],
-    n_trials: Annotated[
-        int,
-        typer.Option(
-            "--n-trials",
-            min=1,
-            help="The study's TOTAL number of trials: stop when the study holds N (any state, all workers together). "
-            "Resuming a study with 10 trials and --n-trials 15 runs 5 more.",
-        ),
-    ],
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            help="Ask for no new trial after S seconds (a running trial finishes).",
-            show_default=False,
-        ),
-    ] = None,
+    n_trials: NTrialsOption,
+    timeout: TimeoutOption = None,
     storage: StorageOption = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            help="key=value: fix a parameter for every trial (repeatable), e.g. --set max_beats=2000 --set epochs=1. "
-            "Scoped keys (transfer.epochs) target one step.",
-            show_default=False,
-        ),
-    ] = None,
-    study_name: Annotated[
-        str | None, typer.Option("--study-name", help="Study name (default: the file's name:).", show_default=False)
-    ] = None,
-    experiment: Annotated[
-        str | None,
-        typer.Option(
-            "--experiment",
-            help="MLflow experiment for the parent and trial runs (default: tune-<study>).",
-            show_default=False,
-        ),
-    ] = None,
-    heartbeat_interval: Annotated[
-        int, typer.Option("--heartbeat-interval", min=1, help="Seconds between a running trial's heartbeats.")
-    ] = 30,
-    grace_period: Annotated[
-        int | None,
-        typer.Option(
-            "--grace-period",
-            min=2,
-            help="A RUNNING trial with no heartbeat for this long is marked FAIL "
-            "(default: 4 x heartbeat interval). Dead local workers are detected at once.",
-            show_default=False,
-        ),
-    ] = None,
+    set_: SetOption = None,
+    study_name: StudyNameOption = None,
+    experiment: ExperimentOption = None,
+    heartbeat_interval: HeartbeatOption = 30,
+    grace_period: GraceOption = None,
 ) -> None:
     """Run trials of STUDY_FILE until the study holds N trials; start it again (or in parallel) to resume."""
     with _errors():
@@ -133,20 +140,25 @@ def run_command(
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
         )
-        for trial in summary.trials:
-            typer.echo(
-                f"trial {trial.number:>4}  {trial.state:<8} {_fmt(trial.value):>8}  run {trial.mlflow_run_id}"
-                + (f"  ({trial.error})" if trial.error else "")
-            )
-        if summary.recovered:
-            typer.echo(f"marked FAIL (abandoned by a dead worker): trials {summary.recovered}")
+        _print_summary(summary, spec.metric)
+
+
+def _print_summary(summary: Any, metric: str) -> None:
+    """One line per trial this worker ran, then the study's count, its best trial and the parent run."""
+    for trial in summary.trials:
         typer.echo(
-            f"study '{summary.study_name}' in {summary.storage}: {summary.total}/{n_trials} trials; "
-            f"stopped: {summary.stopped or 'done'}"
+            f"trial {trial.number:>4}  {trial.state:<8} {_fmt(trial.value):>8}  run {trial.mlflow_run_id}"
+            + (f"  ({trial.error})" if trial.error else "")
         )
-        if summary.best_trial is not None:
-            typer.echo(f"best: trial {summary.best_trial}, {spec.metric}={_fmt(summary.best_value)}")
-        typer.echo(f"MLflow parent run: {summary.parent_run_id} (experiment {summary.experiment_id})")
+    if summary.recovered:
+        typer.echo(f"marked FAIL (abandoned by a dead worker): trials {summary.recovered}")
+    typer.echo(
+        f"study '{summary.study_name}' in {summary.storage}: {summary.total}/{summary.n_trials} trials; "
+        f"stopped: {summary.stopped or 'done'}"
+    )
+    if summary.best_trial is not None:
+        typer.echo(f"best: trial {summary.best_trial}, {metric}={_fmt(summary.best_value)}")
+    typer.echo(f"MLflow parent run: {summary.parent_run_id} (experiment {summary.experiment_id})")
 
 
 @app.command("list")

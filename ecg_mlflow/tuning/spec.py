@@ -272,53 +272,65 @@ def _parse_param(key: str, name: str, element: str | None, raw: Any) -> list[Par
         )
     element_kind = "float" if name == "head_weights" and (element or per_transform) else declared
     if kind == "categorical":
-        for k in ("low", "high", "log", "step"):
-            if k in raw:
-                raise StudySpecError(f"{where}.{k}: a categorical parameter takes choices only")
-        choices = raw.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise StudySpecError(f"{where}.choices: needs a non-empty list")
-        for choice in choices:
-            if not (choice is None or isinstance(choice, bool | int | float | str)):
-                raise StudySpecError(f"{where}.choices: {choice!r} is not a number, string or boolean")
-        if len({repr(c) for c in choices}) != len(choices):
-            raise StudySpecError(f"{where}.choices: duplicate choices in {choices}")
-        if declared == "bool" and not all(isinstance(c, bool) for c in choices):
-            raise StudySpecError(f"{where}.choices: {name} is a boolean; use true/false")
-        spec = ParamSpec(key=key, type="categorical", choices=tuple(choices))
+        spec = _categorical(key, raw, name, declared)
     else:
-        if "choices" in raw:
-            raise StudySpecError(f"{where}.choices: a {kind} parameter takes low/high, not choices")
-        if element_kind not in ("int", "float"):
-            raise StudySpecError(f"{where}.type: {name} is a {declared} parameter; use type: categorical")
-        if kind == "float" and element_kind == "int":
-            raise StudySpecError(f"{where}.type: {name} is an integer parameter; use type: int")
-        for k in ("low", "high"):
-            if k not in raw:
-                raise StudySpecError(f"{where}.{k}: missing")
-        integer = kind == "int"
-        low = _number(f"{where}.low", raw["low"], integer)
-        high = _number(f"{where}.high", raw["high"], integer)
-        if not low < high:
-            raise StudySpecError(f"{where}: bad range, low={low} must be < high={high}")
-        log = raw.get("log", False)
-        if not isinstance(log, bool):
-            raise StudySpecError(f"{where}.log: must be true or false")
-        if log and low <= 0:
-            raise StudySpecError(f"{where}: bad range, log scale needs low > 0 (got low={low})")
-        step = raw.get("step")
-        if step is not None:
-            step = _number(f"{where}.step", step, integer)
-            if step <= 0:
-                raise StudySpecError(f"{where}.step: must be > 0 (got {step})")
-            if log and (kind == "float" or step != 1):
-                raise StudySpecError(f"{where}: step and log cannot be combined")
-            if step > high - low:
-                raise StudySpecError(f"{where}.step: {step} is larger than the range {low}..{high}")
-        spec = ParamSpec(key=key, type=kind, low=low, high=high, log=log, step=step)
+        spec = _numeric(key, raw, kind, element_kind, name, declared)
     if per_transform:
         return [ParamSpec(**{**spec.__dict__, "key": f"{key}.{t}"}) for t in TRANSFORM_NAMES]
     return [spec]
+
+
+def _categorical(key: str, raw: dict[str, Any], name: str, declared: str) -> ParamSpec:
+    """type: categorical -> a ParamSpec with checked choices."""
+    where = f"search_space.{key}"
+    for k in ("low", "high", "log", "step"):
+        if k in raw:
+            raise StudySpecError(f"{where}.{k}: a categorical parameter takes choices only")
+    choices = raw.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise StudySpecError(f"{where}.choices: needs a non-empty list")
+    for choice in choices:
+        if not (choice is None or isinstance(choice, bool | int | float | str)):
+            raise StudySpecError(f"{where}.choices: {choice!r} is not a number, string or boolean")
+    if len({repr(c) for c in choices}) != len(choices):
+        raise StudySpecError(f"{where}.choices: duplicate choices in {choices}")
+    if declared == "bool" and not all(isinstance(c, bool) for c in choices):
+        raise StudySpecError(f"{where}.choices: {name} is a boolean; use true/false")
+    return ParamSpec(key=key, type="categorical", choices=tuple(choices))
+
+
+def _numeric(key: str, raw: dict[str, Any], kind: str, element_kind: str, name: str, declared: str) -> ParamSpec:
+    """type: int | float -> a ParamSpec with a checked range, log scale and step."""
+    where = f"search_space.{key}"
+    if "choices" in raw:
+        raise StudySpecError(f"{where}.choices: a {kind} parameter takes low/high, not choices")
+    if element_kind not in ("int", "float"):
+        raise StudySpecError(f"{where}.type: {name} is a {declared} parameter; use type: categorical")
+    if kind == "float" and element_kind == "int":
+        raise StudySpecError(f"{where}.type: {name} is an integer parameter; use type: int")
+    for k in ("low", "high"):
+        if k not in raw:
+            raise StudySpecError(f"{where}.{k}: missing")
+    integer = kind == "int"
+    low = _number(f"{where}.low", raw["low"], integer)
+    high = _number(f"{where}.high", raw["high"], integer)
+    if not low < high:
+        raise StudySpecError(f"{where}: bad range, low={low} must be < high={high}")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise StudySpecError(f"{where}.log: must be true or false")
+    if log and low <= 0:
+        raise StudySpecError(f"{where}: bad range, log scale needs low > 0 (got low={low})")
+    step = raw.get("step")
+    if step is not None:
+        step = _number(f"{where}.step", step, integer)
+        if step <= 0:
+            raise StudySpecError(f"{where}.step: must be > 0 (got {step})")
+        if log and (kind == "float" or step != 1):
+            raise StudySpecError(f"{where}: step and log cannot be combined")
+        if step > high - low:
+            raise StudySpecError(f"{where}.step: {step} is larger than the range {low}..{high}")
+    return ParamSpec(key=key, type=kind, low=low, high=high, log=log, step=step)
 
 
 def _parse_sampler(raw: Any) -> dict[str, Any]:
@@ -460,49 +472,9 @@ def _parse_study(raw: Any, *, default_name: str, overrides: dict[str, Any], sour
     sampler = _parse_sampler(raw.get("sampler"))
     pruner = _parse_pruner(raw.get("pruner"))
 
-    fixed_raw = raw.get("fixed") or {}
-    if not isinstance(fixed_raw, dict):
-        raise StudySpecError("fixed: expected a mapping of parameter: value")
-    space_raw = raw.get("search_space") or {}
-    if not isinstance(space_raw, dict):
-        raise StudySpecError("search_space: expected a mapping of parameter: range")
-
-    fixed: dict[str, Any] = {}
-    for key, value in fixed_raw.items():
-        split_key(str(key), steps)  # names the key when unknown
-        if isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        if isinstance(value, dict):
-            raise StudySpecError(f"fixed.{key}: expected a single value, got a mapping")
-        fixed[str(key)] = value
-
-    space: dict[str, ParamSpec] = {}
-    for key, value in space_raw.items():
-        key = str(key)
-        try:
-            scope, name, element = split_key(key, steps)
-        except StudySpecError as exc:
-            raise StudySpecError(f"search_space.{exc}") from None
-        if name in NOT_TUNABLE:
-            raise StudySpecError(f"search_space.{key}: {name} cannot be searched; fix it instead")
-        if key in fixed:
-            raise StudySpecError(f"search_space.{key}: is also under fixed; a parameter is either fixed or searched")
-        for p in _parse_param(key, name, element, value):
-            space[p.key] = p
-
-    for key, value in overrides.items():
-        try:
-            scope, name, element = split_key(key, steps)
-        except StudySpecError as exc:
-            raise StudySpecError(f"--set {exc}") from None
-        # --set wins over the file: it replaces the fixed value and takes the parameter out of the
-        # search space, in every step it covers (so --set epochs=1 also beats `transfer.epochs: 20`).
-        for existing in [*fixed, *space]:
-            e_scope, e_name, e_element = split_key(existing, steps)
-            if e_name == name and scope in (None, e_scope) and element in (None, e_element):
-                fixed.pop(existing, None)
-                space.pop(existing, None)
-        fixed[key] = value
+    fixed = _parse_fixed(raw.get("fixed") or {}, steps)
+    space = _parse_space(raw.get("search_space") or {}, steps, fixed)
+    _apply_overrides(overrides, steps, fixed, space)
 
     spec = StudySpec(
         name=study_name,
@@ -519,6 +491,59 @@ def _parse_study(raw: Any, *, default_name: str, overrides: dict[str, Any], sour
     )
     _check_against_configs(spec)
     return spec
+
+
+def _parse_fixed(fixed_raw: Any, steps: tuple[str, ...]) -> dict[str, Any]:
+    """`fixed:` -> {key: value}; lists become "a,b,c" (how the CLI takes tuples)."""
+    if not isinstance(fixed_raw, dict):
+        raise StudySpecError("fixed: expected a mapping of parameter: value")
+    fixed: dict[str, Any] = {}
+    for key, value in fixed_raw.items():
+        split_key(str(key), steps)  # names the key when unknown
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, dict):
+            raise StudySpecError(f"fixed.{key}: expected a single value, got a mapping")
+        fixed[str(key)] = value
+    return fixed
+
+
+def _parse_space(space_raw: Any, steps: tuple[str, ...], fixed: dict[str, Any]) -> dict[str, ParamSpec]:
+    """`search_space:` -> {key: ParamSpec}; a key is either fixed or searched, never both."""
+    if not isinstance(space_raw, dict):
+        raise StudySpecError("search_space: expected a mapping of parameter: range")
+    space: dict[str, ParamSpec] = {}
+    for key, value in space_raw.items():
+        key = str(key)
+        try:
+            _, name, element = split_key(key, steps)
+        except StudySpecError as exc:
+            raise StudySpecError(f"search_space.{exc}") from None
+        if name in NOT_TUNABLE:
+            raise StudySpecError(f"search_space.{key}: {name} cannot be searched; fix it instead")
+        if key in fixed:
+            raise StudySpecError(f"search_space.{key}: is also under fixed; a parameter is either fixed or searched")
+        for p in _parse_param(key, name, element, value):
+            space[p.key] = p
+    return space
+
+
+def _apply_overrides(
+    overrides: dict[str, Any], steps: tuple[str, ...], fixed: dict[str, Any], space: dict[str, ParamSpec]
+) -> None:
+    """--set wins over the file: it replaces the fixed value and takes the parameter out of the search
+    space, in every step it covers (so --set epochs=1 also beats `transfer.epochs: 20`)."""
+    for key, value in overrides.items():
+        try:
+            scope, name, element = split_key(key, steps)
+        except StudySpecError as exc:
+            raise StudySpecError(f"--set {exc}") from None
+        for existing in [*fixed, *space]:
+            e_scope, e_name, e_element = split_key(existing, steps)
+            if e_name == name and scope in (None, e_scope) and element in (None, e_element):
+                fixed.pop(existing, None)
+                space.pop(existing, None)
+        fixed[key] = value
 
 
 def _check_against_configs(spec: StudySpec) -> None:

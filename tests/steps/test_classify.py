@@ -32,12 +32,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
     beats = np.random.default_rng(0).uniform(size=(4, 187)).astype(np.float32)
     uris = {}
-    with mlflow.start_run():
+    # An experiment of its own: a module fixture runs before the per-test MLflow state reset.
+    experiment_id = mlflow.MlflowClient().create_experiment("classify-models")
+    with mlflow.start_run(experiment_id=experiment_id):
         plain = build_classifier(build_encoder("mlp", SMALL_MLP), 5)
         uris["plain"] = log_served_classifier(plain, beats, None, CLASSES).model_uri
     names = CONTEXT_KINDS["rr"]
     spec = ContextSpec(names, tuple(0.8 for _ in names), tuple(0.04 for _ in names))
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment_id):
         with_rr = build_classifier(build_encoder("mlp", SMALL_MLP), 5, context=spec)
         rhythm = np.full((4, len(names)), 0.8, dtype=np.float32)
         uris["rr"] = log_served_classifier(with_rr, beats, rhythm, CLASSES, names).model_uri

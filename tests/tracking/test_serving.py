@@ -49,7 +49,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, np.n
     mlflow.set_tracking_uri(uri)
     beats = np.random.default_rng(0).normal(size=(6, 187)).astype(np.float32)
     model = build_classifier(build_encoder("cnn", BACKBONE_DEFAULTS["cnn"]), 5)
-    with mlflow.start_run() as run:
+    # An experiment of its own: a module fixture runs before the per-test MLflow state reset.
+    experiment_id = mlflow.MlflowClient().create_experiment("serving")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         info = log_served_classifier(model, beats, None, CLASSES)
     register_with_alias(info.model_uri, "ecg-mit-cnn", "current", tags={"run_id": run.info.run_id})
     expected = predict_proba(load_classifier("models:/ecg-mit-cnn@current"), beats, 5)

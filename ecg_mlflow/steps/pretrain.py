@@ -38,6 +38,9 @@ STEP = "pretrain"
 FIGURE_PATH = "figures/transforms.png"
 
 
+VALIDATION_BATCH = 1024
+
+
 class RepresentationBatches(keras.utils.PyDataset):
     """Batches of the 8x representation set, re-transformed with fresh randomness every epoch."""
 
@@ -103,6 +106,7 @@ def run_pretrain(
         history = model.fit(
             train_batches,
             validation_data=(as_model_input(x_val), ssl_targets(y_val)),
+            validation_batch_size=VALIDATION_BATCH,  # forward only: large batches, same numbers, less overhead
             epochs=config.epochs,
             callbacks=[MlflowEpochLogger(_rename_epoch_logs), *callbacks],
             verbose=verbose,

@@ -481,8 +481,8 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         pretrain_epochs=1, transfer_epochs=3, ensemble_epochs=2, batch_size=64, max_beats=3000, patience=0, min_epochs=0
     ),
-    # All beats in about 20 minutes on 2 cores (`make study`): 1 pretraining epoch, few supervised
-    # epochs at batch 128; docs/results.md compares it with the paper profile model by model.
+    # All beats, sized for about 20 minutes on 2 cores (`make study`): 1 pretraining epoch, few
+    # supervised epochs at batch 128. Not measured yet: its time and its gap to the paper profile.
     "fast": Profile(
         pretrain_epochs=1, transfer_epochs=6, ensemble_epochs=3, batch_size=128, max_beats=0, patience=3, min_epochs=4
     ),
@@ -613,7 +613,7 @@ PARAMETER_HELP.update(
         "database": f"database to evaluate on: {', '.join(DATABASES)} (wfdb: the records in --data-dir itself)",
         "records": "comma-separated record names to evaluate on (default: every annotated record)",
         "download": "download the database with wfdb when its folder is missing or empty",
-        "profile": "fast (all beats, ~20 min on 2 cores), paper (5/20/20 epochs, batch 64, all beats), quick (a demo)",
+        "profile": "fast (all beats, 1/6/3 epochs, batch 128), paper (5/20/20 epochs, batch 64), quick (a demo)",
         "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
         "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
         "inits": "comma-separated initialisations to compare: pretrained, scratch",

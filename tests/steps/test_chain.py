@@ -154,6 +154,11 @@ def test_registry_versions_and_aliases(chain) -> None:
     }
     for name, run_id in expected.items():
         assert client.get_model_version_by_alias(name, "current").run_id == run_id, name
+    # The registered ensemble is served like any classifier: beats as lists in, class names out.
+    served = mlflow.pyfunc.load_model("models:/ecg-mit-ensemble@current")
+    table = served.predict(np.random.default_rng(0).uniform(size=(3, 187)).astype(np.float32))
+    assert list(table.columns) == ["label", "p_N", "p_S", "p_V", "p_F", "p_Q"] and len(table) == 3
+    np.testing.assert_allclose(table.filter(like="p_").sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_unknown_run_id_fails_the_run(chain, project_env) -> None:

@@ -492,8 +492,11 @@ PROFILES: dict[str, Profile] = {
 
 
 @dataclass(frozen=True)
-class MainConfig:
-    """The whole study for one dataset: pretrain -> transfer (+ scratch baselines) -> ensemble."""
+class StudyScope:
+    """What a multi-run command covers: dataset, profile, backbones, split, context, data.
+
+    The `main` chain and a label-efficiency study share these fields and their checks.
+    """
 
     dataset: str = "mit"
     profile: str = "fast"
@@ -501,70 +504,56 @@ class MainConfig:
     split: str = "intra"
     context: str = "none"
     class_weight: str = "none"
-    seed: int = 0
     data_dir: str = ""
     cache_dir: str = ""
     max_beats: int = UNSET
 
     def __post_init__(self) -> None:
-        _check_study(self)
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("profile", self.profile, tuple(PROFILES))
+        _check_choice("split", self.split, SPLITS)
+        _check_choice("context", self.context, CONTEXTS)
+        _check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        if self.split == "inter" and training_datasets()[self.dataset].inter_split is None:
+            raise ConfigError(f"split='inter' is not defined for {self.dataset}; use split='intra'")
+        for backbone in self.backbones:
+            _check_backbone("backbones", backbone)
 
     @property
     def settings(self) -> Profile:
-        return _profile_settings(self)
+        """The profile, with max_beats overridden when the config sets it."""
+        profile = PROFILES[self.profile]
+        return profile if self.max_beats == UNSET else replace(profile, max_beats=self.max_beats)
 
 
-def _check_study(config: MainConfig | LabelEfficiencyConfig) -> None:
-    """The fields a chain and a label-efficiency study share."""
-    _check_choice("dataset", config.dataset, DATASETS)
-    _check_choice("profile", config.profile, tuple(PROFILES))
-    _check_choice("split", config.split, SPLITS)
-    _check_choice("context", config.context, CONTEXTS)
-    _check_choice("class_weight", config.class_weight, CLASS_WEIGHTS)
-    if config.split == "inter" and training_datasets()[config.dataset].inter_split is None:
-        raise ConfigError(f"split='inter' is not defined for {config.dataset}; use split='intra'")
-    for backbone in config.backbones:
-        _check_backbone("backbones", backbone)
+@dataclass(frozen=True)
+class MainConfig(StudyScope):
+    """The whole study for one dataset: pretrain -> transfer (+ scratch baselines) -> ensemble."""
 
-
-def _profile_settings(config: MainConfig | LabelEfficiencyConfig) -> Profile:
-    """The profile, with max_beats overridden when the config sets it."""
-    profile = PROFILES[config.profile]
-    return profile if config.max_beats == UNSET else replace(profile, max_beats=config.max_beats)
+    seed: int = 0
 
 
 INITS: tuple[str, ...] = ("pretrained", "scratch")
 
 
 @dataclass(frozen=True)
-class LabelEfficiencyConfig:
+class LabelEfficiencyConfig(StudyScope):
     """Test macro-F1 against the share of training labels, pretrained vs scratch: does pretraining pay?"""
 
-    dataset: str = "mit"
     profile: str = "paper"
     backbones: tuple[str, ...] = ("cnn",)
     fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
     inits: tuple[str, ...] = INITS
     seeds: tuple[int, ...] = (0, 1, 2)
-    split: str = "intra"
-    context: str = "none"
-    class_weight: str = "none"
-    data_dir: str = ""
-    cache_dir: str = ""
-    max_beats: int = UNSET
 
     def __post_init__(self) -> None:
-        _check_study(self)
+        super().__post_init__()
         if not self.fractions or not self.inits or not self.seeds:
             raise ConfigError("fractions, inits and seeds each need at least one value")
         for fraction in self.fractions:
             _check_range("fractions", fraction, 0.0, 1.0, low_open=True)
         for init in self.inits:
             _check_choice("inits", init, INITS)
-
-    @property
-    def settings(self) -> Profile:
-        return _profile_settings(self)
 
 
 @dataclass(frozen=True)

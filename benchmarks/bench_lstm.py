@@ -2,8 +2,8 @@
 
     # validation macro-F1 per epoch, LSTM(64) read forwards / with Masking / backwards (12,000 beats)
     .venv/bin/python benchmarks/bench_lstm.py direction --data-dir ../shared/data forwards mask backwards
-    # SSL pretraining samples/s of LSTM(64): as before, unrolled, XLA, batch 256 (24,000 samples)
-    .venv/bin/python benchmarks/bench_lstm.py speed --data-dir ../shared/data base unroll jit b256
+    # SSL pretraining samples/s of LSTM(64): as before, unrolled, XLA, batch 256, bfloat16 (24,000 samples)
+    .venv/bin/python benchmarks/bench_lstm.py speed --data-dir ../shared/data base unroll jit b256 unroll-bf16
 
 Both use the real MIT training beats (intra split) and stratified subsets, seed 0. Run on an idle
 machine and compare variants within one run (docs/models.md has the figures).

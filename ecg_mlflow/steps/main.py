@@ -162,7 +162,7 @@ def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
         progress = Progress(total=3 * len(config.backbones) + 1)
 
         def child(key: str, entry_point: str, extra: dict[str, Any]) -> Run:
-            progress.begin(f"{entry_point} {key}")
+            progress.begin(f"{entry_point} {key.split('/')[-1]}" if entry_point != "ensemble" else "ensemble")
             run, reused = run_entry_point(
                 entry_point, extra, experiment_id=experiment_id, parent_run_id=parent_id, reuse=reuse
             )

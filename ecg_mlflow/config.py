@@ -481,8 +481,9 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         pretrain_epochs=1, transfer_epochs=3, ensemble_epochs=2, batch_size=64, max_beats=3000, patience=0, min_epochs=0
     ),
-    # All beats, sized for about 20 minutes on 2 cores (`make study`): 1 pretraining epoch, few
-    # supervised epochs at batch 128. Not measured yet: its time and its gap to the paper profile.
+    # All beats, meant for about 20 minutes on 2 cores (`make study`): 1 pretraining epoch, few
+    # supervised epochs at batch 128. Measured: ~25-30 min, up to 0.08 macro-F1 below `paper`
+    # (docs/results.md); per-backbone epochs would fix both.
     "fast": Profile(
         pretrain_epochs=1, transfer_epochs=6, ensemble_epochs=3, batch_size=128, max_beats=0, patience=3, min_epochs=4
     ),

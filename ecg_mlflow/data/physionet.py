@@ -235,8 +235,13 @@ def read_any_record(path: Path, annotator: str | None = "atr") -> RecordSignal:
     path = Path(path)
     if path.suffix in {".hea", ".dat"}:
         path = path.with_suffix("")
+    if not path.with_suffix(".hea").is_file():
+        raise DataError(
+            f"record {path.name}: {path.with_suffix('.hea')} is missing; "
+            "give the path of a WFDB record without its extension"
+        )
     declared = get_database("wfdb")
-    if not annotator or not path.with_suffix(f".{annotator}").is_file():
+    if not has_annotations(path, annotator):
         declared = replace(declared, beat_annotator=None, record_label=_unlabelled)
     elif annotator != declared.beat_annotator:
         declared = replace(declared, beat_annotator=annotator)
@@ -244,6 +249,11 @@ def read_any_record(path: Path, annotator: str | None = "atr") -> RecordSignal:
     if read is None:  # only a per-record label can drop a record, and _unlabelled never does
         raise DataError(f"record {path.name}: could not be read as a WFDB record")
     return read
+
+
+def has_annotations(path: Path, annotator: str | None) -> bool:
+    """Whether the record at `path` (no extension) has the beat annotation file `annotator`."""
+    return bool(annotator) and Path(path).with_suffix(f".{annotator}").is_file()
 
 
 def _unlabelled(comments: Sequence[str]) -> int:

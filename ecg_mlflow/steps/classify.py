@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score
 from ecg_mlflow.config import ClassifyConfig
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, beat_context
 from ecg_mlflow.data.databases import get_database
-from ecg_mlflow.data.physionet import RecordSignal, beats_from_signal, read_any_record
+from ecg_mlflow.data.physionet import RecordSignal, beats_from_signal, has_annotations, read_any_record
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, LABEL_COLUMN
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.tracking.runs import describe_run, step_run
@@ -165,7 +165,7 @@ def classify_record(config: ClassifyConfig, classifier: Any, on_progress: Progre
     """Read, segment and classify one record (no files written)."""
     start = time.perf_counter()
     read = read_any_record(Path(config.record), config.annotator)
-    annotated = bool(config.annotator) and Path(config.record).with_suffix(f".{config.annotator}").is_file()
+    annotated = has_annotations(Path(config.record).with_suffix(""), config.annotator)
     read_seconds = time.perf_counter() - start
     table, seconds = classify_signal(read, classifier, on_progress)
     peaks_from = f"annotations ({config.annotator})" if annotated else "QRS detector"

@@ -113,5 +113,6 @@ def test_bad_model_or_record_is_one_line_and_exit_1(tmp_path, record_writer, mod
     assert wrong_model.exit_code == 1 and "cannot load it as a served classifier" in wrong_model.output
     missing = runner.invoke(app, ["classify", str(tmp_path / "nope"), "--model", models["plain"]])
     assert missing.exit_code == 1 and "nope" in missing.output and "Traceback" not in missing.output
+    assert "without its extension" in missing.output and "download" not in missing.output
     with pytest.raises(UpstreamError):
         load_served("runs:/0123456789abcdef0123456789abcdef/model")

@@ -22,8 +22,8 @@ from ecg_mlflow.config import (
     MainConfig,
     PretrainConfig,
     TransferConfig,
-    parameter_defaults,
 )
+from ecg_mlflow.params import parameter_defaults
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,23 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def run_copies(command: list[str], copies: int) -> int:
+    """Run `copies` instances of `command` side by side and wait for all: the worst exit code.
+
+    Ctrl-C or SIGTERM is passed on to every copy (each cleans up as if interrupted itself), so no
+    worker outlives the command that started it.
+    """
+    import subprocess
+
+    processes = [subprocess.Popen(command) for _ in range(copies)]
+    try:
+        with terminate_as_interrupt():
+            codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        codes = [process.wait() for process in processes]
+    return max(codes, key=abs)

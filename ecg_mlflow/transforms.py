@@ -15,15 +15,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-if TYPE_CHECKING:
-    from ecg_mlflow.config import TransformConfig
+from ecg_mlflow.checks import validated
 
 # Beats per chunk in build_representation_set: bounds the temporaries to a few MB.
 _CHUNK = 8192
+
+
+@validated
+class TransformConfig:
+    """Magnitudes of the 8 self-supervised transforms; the paper's values are the defaults.
+
+    noise_std is relative to the beat's [0, 1] range; 0.05 keeps the QRS visible while
+    being clearly detectable, and 4 shuffle segments cut a 187-sample beat roughly
+    at P, QRS, ST and T.
+    """
+
+    noise_std: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
+    shuffle_segments: Annotated[int, Field(ge=2, le=32)] = 4
+    stretch_factor: Annotated[float, Field(gt=1.0, le=8.0)] = 2.0
+    squeeze_factor: Annotated[float, Field(ge=0.05, lt=1.0)] = 0.5
+    scale_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
 
 
 def transform_index(transform: int | str) -> int:

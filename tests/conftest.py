@@ -229,3 +229,26 @@ def _isolated_mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         mlflow.end_run()
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     fluent._active_experiment_id = None
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real PostgreSQL + MLflow tracking server (ecg-mlflow server start) for the session.
+
+    Yields the exported variables: MLFLOW_TRACKING_URI (http, serving artefacts) and
+    ECG_OPTUNA_STORAGE (postgresql+psycopg://). Skipped with the reason when PostgreSQL is not
+    installed (.ci/run installs it).
+    """
+    from ecg_mlflow.tracking import server
+    from ecg_mlflow.tracking.server import ServerError
+
+    try:
+        server.postgres_bin()
+    except ServerError as error:
+        pytest.skip(str(error))
+    folder = tmp_path_factory.mktemp("team-server")
+    server.start(folder)
+    try:
+        yield dict(line.removeprefix("export ").split("=", 1) for line in server.export_lines(folder).splitlines())
+    finally:
+        server.stop(folder)

@@ -6,7 +6,6 @@ import pytest
 
 from ecg_mlflow.config import (
     BACKBONE_DEFAULTS,
-    PARAMETER_HELP,
     UNSET,
     ConfigError,
     DataConfig,
@@ -14,11 +13,8 @@ from ecg_mlflow.config import (
     MainConfig,
     PretrainConfig,
     TransferConfig,
-    config_from_params,
-    flatten_config,
-    parameter_defaults,
-    parameter_names,
 )
+from ecg_mlflow.params import PARAMETER_HELP, config_from_params, flatten_config, parameter_defaults, parameter_names
 
 STEP_CONFIGS = (PretrainConfig, TransferConfig, EnsembleConfig, MainConfig)
 

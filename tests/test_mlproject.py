@@ -8,9 +8,9 @@ import yaml
 from typer.testing import CliRunner
 
 from ecg_mlflow.cli import app
-from ecg_mlflow.config import parameter_defaults
 from ecg_mlflow.entry_points import ENTRY_POINTS, positional_parameters
 from ecg_mlflow.mlproject import render_mlproject
+from ecg_mlflow.params import parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,6 +7,7 @@ import typer
 from ecg_mlflow import logs
 from ecg_mlflow.cli import steps
 from ecg_mlflow.cli.data import app as data_app
+from ecg_mlflow.cli.server import app as server_app
 from ecg_mlflow.cli.tune import app as tune_app
 from ecg_mlflow.entry_points import ENTRY_POINTS
 
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 steps.register(app)
 app.add_typer(tune_app, name="tune")
+app.add_typer(server_app, name="server")
 
 # Commands that load TensorFlow: it is imported up front, quietly, unless --verbose.
 TENSORFLOW_COMMANDS = frozenset({entry.command for entry in ENTRY_POINTS} | {"tune"})

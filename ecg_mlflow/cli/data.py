@@ -11,8 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from ecg_mlflow.cli.errors import reported_errors
-from ecg_mlflow.config import PARAMETER_HELP, DataConfig
+from ecg_mlflow.config import DataConfig
 from ecg_mlflow.data.databases import DATABASES
+from ecg_mlflow.params import PARAMETER_HELP
 
 app = typer.Typer(help="Build, inspect, download and plot the beat datasets.", no_args_is_help=True)
 

@@ -14,8 +14,8 @@ from typing import Any
 import typer
 
 from ecg_mlflow.cli.errors import reported_errors
-from ecg_mlflow.config import PARAMETER_HELP, config_from_params
 from ecg_mlflow.entry_points import exposed_parameters, positional_parameters
+from ecg_mlflow.params import PARAMETER_HELP, config_from_params
 
 _PY_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": str}
 

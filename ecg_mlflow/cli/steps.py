@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import typer
@@ -74,6 +74,7 @@ def step_command(entry: EntryPoint) -> Callable[..., None]:
     return config_command(entry.config, run, entry.help, fixed=dict(entry.fixed))
 
 
-def register(app: typer.Typer) -> None:
-    for entry in ENTRY_POINTS:
+def register(app: typer.Typer, entries: Sequence[EntryPoint] = ENTRY_POINTS) -> None:
+    """One `ecg-mlflow COMMAND` per declared entry point."""
+    for entry in entries:
         app.command(entry.command)(step_command(entry))

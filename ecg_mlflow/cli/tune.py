@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -105,6 +106,35 @@ GraceOption = Annotated[
 ]
 
 
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Start N local worker processes on the study (a journal or PostgreSQL storage); "
+        "workers on other machines join with the same command and --storage.",
+    ),
+]
+
+
+def _run_local_workers(workers: int, options: dict[str, Any]) -> None:
+    """`tune run ... --workers N`: N copies of this command with --workers 1; exits with the worst code."""
+    from ecg_mlflow.processes import run_copies
+    from ecg_mlflow.tuning.storage import resolve_storage_url, storage_kind
+
+    with _errors():
+        url = resolve_storage_url(options["storage"])
+        if storage_kind(url) == "sqlite":
+            fail(f"--workers {workers} needs a storage several processes can share: {SQLITE_WARNING}", 2)
+    command = [sys.executable, "-m", "ecg_mlflow", "tune", "run", options["study_file"], "--storage", url]
+    for name in ("n_trials", "timeout", "study_name", "experiment", "heartbeat_interval", "grace_period"):
+        if options[name] is not None:
+            command += [f"--{name.replace('_', '-')}", str(options[name])]
+    for item in options["set_"] or []:
+        command += ["--set", item]
+    raise typer.Exit(run_copies(command, workers))
+
+
 @app.command("run")
 def run_command(
     study_file: Annotated[str, typer.Argument(help="A study file, e.g. studies/cnn.yaml.", show_default=False)],
@@ -116,18 +146,22 @@ def run_command(
     experiment: ExperimentOption = None,
     heartbeat_interval: HeartbeatOption = 30,
     grace_period: GraceOption = None,
+    workers: WorkersOption = 1,
 ) -> None:
     """Run trials of STUDY_FILE until the study holds N trials; start it again (or in parallel) to resume."""
+    if workers > 1:
+        options = dict(study_file=study_file, n_trials=n_trials, timeout=timeout, storage=storage, set_=set_,
+                       study_name=study_name, experiment=experiment, heartbeat_interval=heartbeat_interval,
+                       grace_period=grace_period)  # fmt: skip
+        _run_local_workers(workers, options)
     with _errors():
-        from dataclasses import replace
-
         from ecg_mlflow.tuning.runner import run_study
-        from ecg_mlflow.tuning.spec import load_study_file, parse_set
         from ecg_mlflow.tuning.storage import resolve_storage_url, storage_kind
+        from ecg_mlflow.tuning.study_files import load_study_file, parse_set
 
         spec = load_study_file(study_file, parse_set(set_ or []))
         if study_name:
-            spec = replace(spec, name=study_name)
+            spec = spec.model_copy(update={"name": study_name})
         url = resolve_storage_url(storage)
         if storage_kind(url) == "sqlite":
             typer.echo(f"note: {SQLITE_WARNING}", err=True)

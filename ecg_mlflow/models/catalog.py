@@ -14,13 +14,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from ecg_mlflow.checks import check_range
-from ecg_mlflow.errors import ConfigError
+from pydantic import Field
+
+from ecg_mlflow.checks import validated
+
+Size = Annotated[int, Field(ge=1)]
 
 
-@dataclass(frozen=True)
+@validated
 class BackboneConfig:
     """Size knobs shared by all backbones; what each means for a backbone is in its declaration.
 
@@ -29,17 +32,11 @@ class BackboneConfig:
     dense_units: the hidden Dense layer(s) after the feature extractor.
     """
 
-    units: int
-    depth: int
-    dense_units: int
-    dropout: float
-    kernel_size: int
-
-    def __post_init__(self) -> None:
-        for name in ("units", "depth", "dense_units", "kernel_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
-        check_range("dropout", self.dropout, 0.0, 0.9)
+    units: Size
+    depth: Size
+    dense_units: Size
+    dropout: Annotated[float, Field(ge=0.0, le=0.9)]
+    kernel_size: Size
 
 
 @dataclass(frozen=True)

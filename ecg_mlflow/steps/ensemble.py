@@ -15,9 +15,10 @@ import keras
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.config import EnsembleConfig, flatten_config
+from ecg_mlflow.config import EnsembleConfig
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.models.classifier import build_ensemble, compile_classifier
+from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import (
     LEARNED_NOTHING_TAG,

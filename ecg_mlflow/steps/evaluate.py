@@ -18,13 +18,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ecg_mlflow.config import EvaluateConfig, flatten_config, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.config import EvaluateConfig, resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.data.context import select_context
 from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.dataset import DatabaseBeats, load_database_beats
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_evaluation
 from ecg_mlflow.models.classifier import context_width, predict_proba, uses_context
+from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import headline
 from ecg_mlflow.tracking.classifiers import load_classifier

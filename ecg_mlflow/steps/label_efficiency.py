@@ -19,7 +19,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ecg_mlflow.config import LabelEfficiencyConfig, MainConfig, flatten_config
+from ecg_mlflow.config import LabelEfficiencyConfig, MainConfig
+from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.main import chain_parameters, run_entry_point
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG

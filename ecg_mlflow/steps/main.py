@@ -23,8 +23,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
-from ecg_mlflow.config import PRETRAIN_DATASET, MainConfig, flatten_config
+from ecg_mlflow.config import PRETRAIN_DATASET, MainConfig
 from ecg_mlflow.errors import UserError
+from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
 from ecg_mlflow.tracking.runs import experiment_name, step_run

@@ -19,10 +19,11 @@ import mlflow
 import numpy as np
 from mlflow.models import infer_signature
 
-from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig, flatten_config
+from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.models.backbones import as_model_input, build_encoder
 from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
+from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, MlflowEpochLogger, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input

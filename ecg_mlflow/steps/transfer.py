@@ -16,19 +16,13 @@ from pathlib import Path
 import keras
 import mlflow
 
-from ecg_mlflow.config import (
-    BACKBONE_DEFAULTS,
-    PRETRAIN_DATASET,
-    BackboneConfig,
-    PretrainConfig,
-    TransferConfig,
-    flatten_config,
-)
+from ecg_mlflow.config import BACKBONE_DEFAULTS, PRETRAIN_DATASET, BackboneConfig, PretrainConfig, TransferConfig
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.data.splits import stratified_subset
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import ContextSpec, build_classifier, compile_classifier
+from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.pretrain import run_pretrain
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import (

@@ -15,8 +15,9 @@ from typing import Any
 
 import optuna
 
-from ecg_mlflow.config import PretrainConfig, TransferConfig, config_from_params
+from ecg_mlflow.config import PretrainConfig, TransferConfig
 from ecg_mlflow.errors import UserError
+from ecg_mlflow.params import config_from_params
 from ecg_mlflow.tuning.spec import StudySpec
 
 

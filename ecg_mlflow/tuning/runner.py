@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.tuning.objective import Evaluate, PruningReporter, TrialContext, evaluate_steps
-from ecg_mlflow.tuning.spec import StudySpec, build_pruner, build_sampler
+from ecg_mlflow.tuning.spec import StudySpec
 from ecg_mlflow.tuning.storage import (
     SQLITE_WARNING,
     WORKER_ATTR,
@@ -97,8 +97,8 @@ def create_or_load_study(spec: StudySpec, handle: StorageHandle) -> optuna.Study
             study_name=spec.name,
             storage=handle.storage,
             direction=spec.direction,
-            sampler=build_sampler(spec.sampler),
-            pruner=build_pruner(spec.pruner),
+            sampler=spec.sampler.build(),
+            pruner=spec.pruner.build(),
             load_if_exists=True,
         )
     except ValueError as exc:  # optuna: "Cannot overwrite study direction ..."
@@ -258,7 +258,7 @@ def run_trial(
 def _sample(study: optuna.Study, trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
     """The trial's values of the search space; a space that no longer fits the study fails the trial."""
     try:
-        return {key: p.suggest(trial) for key, p in spec.search_space.items()}
+        return spec.suggest(trial)
     except Exception as exc:  # e.g. a choice list changed incompatibly since the study began
         study.tell(trial, state=TrialState.FAIL)
         raise TuningError(
@@ -418,7 +418,7 @@ def _ask(
             return None
         _warn_if_sqlite_shared(handle, trials)
         # A seed per trial number: reproducible in one worker, never shared by two workers.
-        study.sampler = build_sampler(spec.sampler, seed_offset=len(trials))
+        study.sampler = spec.sampler.build(seed_offset=len(trials))
         with warnings.catch_warnings():
             # We run the heartbeat ourselves (storage.Heartbeat), not through Study.optimize.
             warnings.filterwarnings("ignore", message="Heartbeat of storage")

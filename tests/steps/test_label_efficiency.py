@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.config import ConfigError, LabelEfficiencyConfig, config_from_params
+from ecg_mlflow.config import ConfigError, LabelEfficiencyConfig
+from ecg_mlflow.params import config_from_params
 from ecg_mlflow.steps.label_efficiency import markdown_table, plot_curves, study_points, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def test_points_run_small_fractions_first_with_inits_side_by_side() -> None:
 
 
 def test_bad_fractions_and_inits_name_the_field() -> None:
-    with pytest.raises(ConfigError, match=r"fractions=0\.0"):
+    with pytest.raises(ConfigError, match=r"fractions='0\.0': should be greater than 0"):
         config_from_params(LabelEfficiencyConfig, {"fractions": "0.0,0.5"})
     with pytest.raises(ConfigError, match="inits='random'"):
         config_from_params(LabelEfficiencyConfig, {"inits": "random"})

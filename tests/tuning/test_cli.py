@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ecg_mlflow.cli.tune import app
 from ecg_mlflow.tuning.runner import run_study
-from ecg_mlflow.tuning.spec import load_study_file
+from ecg_mlflow.tuning.study_files import load_study_file
 
 from .helpers import write_study
 from .toy_objective import evaluate
@@ -115,3 +115,28 @@ def test_dashboard_serves_on_localhost(tmp_path, tracking):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_workers_refuse_a_sqlite_storage(tmp_path):
+    result = invoke("run", str(REPO / "studies" / "cnn.yaml"), "--n-trials", "2", "--workers", "2",
+                    "--storage", f"sqlite:///{tmp_path}/optuna.db")  # fmt: skip
+    assert result.exit_code == 2 and "--workers 2 needs a storage several processes can share" in result.output
+
+
+@pytest.mark.slow
+def test_workers_share_one_study_on_postgresql(team_server, synthetic_mitdb, tmp_path):
+    """`tune run --workers 2` against the team server: 4 trials in total, run by two processes."""
+    import optuna
+
+    from ecg_mlflow.tuning.storage import open_storage
+
+    env = {**os.environ, **team_server, "ECG_DATA_DIR": str(synthetic_mitdb), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "ecg_mlflow", "tune", "run", str(REPO / "studies" / "mlp.yaml"), "--n-trials", "4",
+               "--workers", "2", "--study-name", "cli-workers", "--set", "max_beats=100", "--set", "epochs=1",
+               "--set", "init=scratch"]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.count("study 'cli-workers'") == 2  # each worker's summary (storage from the env)
+    study = optuna.load_study(study_name="cli-workers", storage=open_storage(team_server["ECG_OPTUNA_STORAGE"]).storage)
+    assert len(study.trials) == 4 and {t.state.name for t in study.trials} == {"COMPLETE"}
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2

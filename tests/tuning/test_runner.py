@@ -11,8 +11,8 @@ import pytest
 from optuna.trial import TrialState
 
 from ecg_mlflow.tuning.runner import TuningError, recover_stale_trials, run_study
-from ecg_mlflow.tuning.spec import load_study_file, parse_set
 from ecg_mlflow.tuning.storage import StorageError, open_storage, redact
+from ecg_mlflow.tuning.study_files import load_study_file, parse_set
 
 from .helpers import runs_of, write_study
 from .toy_objective import evaluate

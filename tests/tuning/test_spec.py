@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransferConfig, parameter_names
-from ecg_mlflow.tuning.spec import StudySpecError, load_study_file, parse_set, parse_study
+from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransferConfig
+from ecg_mlflow.params import parameter_names
+from ecg_mlflow.tuning.spec import StudySpecError, parse_study
+from ecg_mlflow.tuning.study_files import load_study_file, parse_set
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 BACKBONE_KNOBS = {"learning_rate", "batch_size", "dropout", "units", "freeze"}
@@ -34,8 +36,8 @@ def test_every_study_file_loads_and_is_seeded_tpe_on_validation_macro_f1():
         # the patient-wise studies select on macro-F1 over N, S, V of the held-out records
         assert spec.metric in ("best_val_macro_f1", "val_macro_f1_nsv_selected") and spec.monitor == "val_macro_f1"
         assert spec.direction == "maximize"
-        assert spec.sampler["type"] == "tpe" and isinstance(spec.sampler["seed"], int)
-        assert spec.pruner["type"] != "none"
+        assert spec.sampler.type == "tpe" and isinstance(spec.sampler.seed, int)
+        assert spec.pruner.type != "none"
         spec.configs({})  # the fixed values build valid step configs
 
 
@@ -147,7 +149,7 @@ def test_suggest_covers_every_type():
     spec = load_study_file(STUDIES / "cnn.yaml")
     study_ = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study_.ask()
-    values = {k: p.suggest(trial) for k, p in spec.search_space.items()}
+    values = spec.suggest(trial)
     configs = spec.configs(values)
     assert configs["transfer"].model.kernel_size % 2 == 1
     assert configs["transfer"].batch_size in (32, 64, 128, 256)
@@ -155,7 +157,8 @@ def test_suggest_covers_every_type():
 
 
 def test_a_study_file_builds_on_its_base(tmp_path) -> None:
-    from ecg_mlflow.tuning.spec import StudySpecError, load_study_file
+    from ecg_mlflow.tuning.spec import StudySpecError
+    from ecg_mlflow.tuning.study_files import load_study_file
 
     (tmp_path / "base.yaml").write_text(
         "name: base\nsteps: [pretrain, transfer]\nfixed: {backbone: cnn, pretrain.epochs: 5, patience: 5}\n"

@@ -13,13 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from ecg_mlflow.tuning.runner import run_study
-from ecg_mlflow.tuning.spec import load_study_file
 from ecg_mlflow.tuning.storage import open_storage
+from ecg_mlflow.tuning.study_files import load_study_file
 
 from .helpers import runs_of, write_study
 from .toy_objective import evaluate
@@ -39,14 +40,32 @@ def start_worker(study_file: Path, storage: str, n_trials: int, tracking: str, *
     )
 
 
-def storages(tmp_path: Path) -> dict[str, str]:
-    return {"journal": f"journal:///{tmp_path}/study.log", "sqlite": f"sqlite:///{tmp_path}/optuna.db"}
+KINDS = ["journal", "sqlite", "postgresql"]
+
+
+@pytest.fixture
+def storage_for(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """kind -> a storage URL; postgresql is the team server's, whose MLflow server then tracks the runs too."""
+
+    def storage(kind: str) -> tuple[str, str]:
+        if kind != "postgresql":
+            tracking = request.getfixturevalue("tracking")
+            return {"journal": f"journal:///{tmp_path}/study.log", "sqlite": f"sqlite:///{tmp_path}/optuna.db"}[
+                kind
+            ], tracking
+        exports = request.getfixturevalue("team_server")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", exports["MLFLOW_TRACKING_URI"])
+        mlflow.set_tracking_uri(exports["MLFLOW_TRACKING_URI"])
+        return exports["ECG_OPTUNA_STORAGE"], exports["MLFLOW_TRACKING_URI"]
+
+    yield storage
+    mlflow.set_tracking_uri(None)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["journal", "sqlite"])
-def test_two_workers_finish_n_trials_between_them(tmp_path, tracking, kind):
-    storage = storages(tmp_path)[kind]
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_workers_finish_n_trials_between_them(tmp_path, storage_for, kind):
+    storage, tracking = storage_for(kind)
     study_file = write_study(tmp_path, f"parallel-{kind}")
     n = 8
     workers = [start_worker(study_file, storage, n, tracking, TOY_SLEEP="0.4") for _ in range(2)]
@@ -73,9 +92,9 @@ def test_two_workers_finish_n_trials_between_them(tmp_path, tracking, kind):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["journal", "sqlite"])
-def test_sigkilled_worker_leaves_a_failed_trial_and_the_study_resumes(tmp_path, tracking, kind):
-    storage = storages(tmp_path)[kind]
+@pytest.mark.parametrize("kind", KINDS)
+def test_sigkilled_worker_leaves_a_failed_trial_and_the_study_resumes(tmp_path, storage_for, kind):
+    storage, tracking = storage_for(kind)
     name = f"killed-{kind}"
     study_file = write_study(tmp_path, name)
     marker = tmp_path / "hang-2"

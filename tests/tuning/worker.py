@@ -14,7 +14,7 @@ import mlflow
 from toy_objective import evaluate
 
 from ecg_mlflow.tuning.runner import run_study
-from ecg_mlflow.tuning.spec import load_study_file
+from ecg_mlflow.tuning.study_files import load_study_file
 
 
 def main() -> None:

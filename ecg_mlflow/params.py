@@ -1,0 +1,159 @@
+"""The flat view of the configs: the parameter names MLproject, the CLI, MLflow params and study files use.
+
+Field names are unique across a config and its nested configs (data, transforms, backbone
+sizes), so a config flattens to {name: value} without prefixes and builds back from it.
+Values may be strings (MLproject, the CLI): the configs' pydantic annotations coerce them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, Field, asdict, fields
+from typing import Any
+
+from ecg_mlflow.config import UNSET, DataConfig, TransformConfig, backbone_config, is_unset
+from ecg_mlflow.data.databases import DATABASES, training_datasets
+from ecg_mlflow.errors import ConfigError
+from ecg_mlflow.models.catalog import BackboneConfig
+
+_NESTED: dict[str, type] = {"transforms": TransformConfig, "data": DataConfig}
+BACKBONE_SIZES: tuple[str, ...] = tuple(f.name for f in fields(BackboneConfig))
+
+
+def _is_backbone(f: Field) -> bool:
+    """The `model` field of a training config: backbone sizes, flattened to units, depth, ... ."""
+    return f.name == "model" and "BackboneConfig" in str(f.type)
+
+
+def flatten_config(config: Any) -> dict[str, Any]:
+    """Nested config -> flat {name: value}, as logged to MLflow params (tuples as "a,b,c")."""
+    flat: dict[str, Any] = {}
+    for key, value in asdict(config).items():
+        if isinstance(value, dict):
+            flat.update(value)
+        elif key == "model" and value is None:
+            flat.update(dict.fromkeys(BACKBONE_SIZES, UNSET))
+        else:
+            flat[key] = value
+    return {
+        k: ",".join(str(v) for v in value) if isinstance(value, tuple | list) else value for k, value in flat.items()
+    }
+
+
+def parameter_names(config_cls: type) -> set[str]:
+    """Every flat parameter name a step config accepts (the MLproject/CLI/study names)."""
+    return set(parameter_defaults(config_cls))
+
+
+def config_from_params(config_cls: type, params: dict[str, Any]) -> Any:
+    """Flat {name: value} (MLproject, CLI, an Optuna trial) -> a validated step config.
+
+    Unknown names raise ConfigError naming them; backbone sizes left at UNSET/None take the
+    backbone's default (or, in a transfer, the pretrained encoder's).
+    """
+    unknown = set(params) - parameter_names(config_cls)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) for {config_cls.__name__}: {', '.join(sorted(unknown))}")
+    top: dict[str, Any] = {}
+    for f in fields(config_cls):
+        if f.name in _NESTED:
+            nested = _NESTED[f.name]
+            top[f.name] = nested(**{g.name: params[g.name] for g in fields(nested) if g.name in params})
+        elif _is_backbone(f):
+            sizes = {k: params[k] for k in BACKBONE_SIZES if k in params and not is_unset(params[k])}
+            if sizes:  # else the step's own default (backbone defaults, or inherited from upstream)
+                top["model"] = backbone_config(str(params.get("backbone", f_default(config_cls, "backbone"))), **sizes)
+        elif f.name in params:
+            top[f.name] = params[f.name]
+    return config_cls(**top)
+
+
+def f_default(config_cls: type, name: str) -> Any:
+    """A config field's default value."""
+    f = next(f for f in fields(config_cls) if f.name == name)
+    return f.default if f.default_factory is MISSING else f.default_factory()
+
+
+def parameter_defaults(config_cls: type) -> dict[str, tuple[str, Any]]:
+    """{flat name: (kind, default)} with kind in int/float/str/bool; what the CLI and MLproject expose.
+
+    Backbone size parameters default to UNSET (-1): the backbone's own default, or the
+    pretrained encoder's sizes in a transfer step. Tuples are exposed as "a,b,c" strings.
+    """
+    out: dict[str, tuple[str, Any]] = {}
+    for f in fields(config_cls):
+        if f.name in _NESTED:
+            out.update(parameter_defaults(_NESTED[f.name]))
+        elif _is_backbone(f):
+            sizes = BackboneConfig.__pydantic_fields__  # type: ignore[attr-defined]
+            out.update({name: (sizes[name].annotation.__name__, UNSET) for name in BACKBONE_SIZES})
+        else:
+            out[f.name] = _kind_and_default(f_default(config_cls, f.name))
+    return out
+
+
+def _kind_and_default(default: Any) -> tuple[str, Any]:
+    """MLproject's parameter type from the default's (bool before int: a bool is an int)."""
+    if isinstance(default, tuple):
+        return "str", ",".join(str(v) for v in default)
+    return next((name for kind, name in _KINDS if isinstance(default, kind)), "str"), default
+
+
+_KINDS = ((bool, "bool"), (int, "int"), (float, "float"))
+
+
+PARAMETER_HELP: dict[str, str] = {
+    "dataset": " or ".join(
+        f"{name} ({db.title}: {', '.join(db.class_names)})" for name, db in training_datasets().items()
+    ),
+    "source": "physionet (build beats from WFDB records) or kaggle (import the Kaggle CSVs)",
+    "split": "intra: stratified random beat split (the paper); inter: patient-wise, de Chazal DS1/DS2 (MIT only)",
+    "data_dir": "folder with mitdb/, ptbdb/ or kaggle/ (default: $ECG_DATA_DIR, then ./data)",
+    "cache_dir": "built-dataset cache (default: $ECG_CACHE_DIR, then ~/.cache/ecg-mlflow)",
+    "test_fraction": "share of beats held out as the test split (intra split)",
+    "val_fraction": "share of the training part held out for validation (inter: whole records) / model selection",
+    "split_seed": "seed of the train/val/test split",
+    "max_beats": "cap on training beats for quick runs (0 = all)",
+    "backbone": "mlp | cnn | lstm | resnet",
+    "epochs": "training epochs",
+    "batch_size": "mini-batch size",
+    "learning_rate": "Adam learning rate",
+    "seed": "seed of weights, transforms and shuffling: the same seed repeats the run",
+    "rep_val_fraction": "share of the representation set's beats used for validation (the paper's 4:1)",
+    "noise_std": "Gaussian noise standard deviation (beats are in [0, 1])",
+    "shuffle_segments": "number of segments the shuffle transform cuts a beat into",
+    "stretch_factor": "time stretch factor",
+    "squeeze_factor": "time squeeze factor",
+    "scale_factor": "amplitude scale factor",
+    "head_weights": "8 comma-separated loss weights, one per transform head",
+    "units": "MLP width / CNN, ResNet filters / LSTM units (-1: backbone default or inherited)",
+    "depth": "MLP layers / CNN blocks / ResNet blocks / LSTM layers (-1: default or inherited)",
+    "dense_units": "hidden Dense width after the feature extractor (-1: default or inherited)",
+    "dropout": "dropout rate (-1: default or inherited)",
+    "kernel_size": "Conv1D kernel size (-1: default or inherited)",
+    "pretrain_run_id": "pretrain run to transfer from (default: the registry alias)",
+    "pretrain_model": "models:/ URI of a pretrained model (default: models:/ecg-ssl-<backbone>@current)",
+    "init": "pretrained (transfer) or scratch (the supervised baseline)",
+    "freeze": "true: keep the encoder fixed; false: fine-tune it (the paper)",
+    "label_fraction": "stratified fraction of the training labels to use (label efficiency)",
+    "patience": "early-stopping patience on validation macro-F1 (0 = train all epochs)",
+    "min_epochs": "early stopping never ends a run before this many epochs (slow starters such as the LSTM)",
+    "context": "second input beside each beat: none (the paper), rr (R-R intervals), rr_template (+ patient template)",
+    "class_weight": "none, or balanced: loss weights inverse to class frequency (rare S, F beats)",
+    "members": "comma-separated member backbones of the ensemble",
+    "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
+    "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",
+    "database": f"database to evaluate on: {', '.join(DATABASES)} (wfdb: the records in --data-dir itself)",
+    "records": "comma-separated record names to evaluate on (default: every annotated record)",
+    "download": "download the database with wfdb when its folder is missing or empty",
+    "profile": "fast (all beats, 1/6/3 epochs, batch 128), paper (5/20/20 epochs, batch 64), quick (a demo)",
+    "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
+    "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
+    "inits": "comma-separated initialisations to compare: pretrained, scratch",
+    "seeds": "comma-separated seeds: each draws its own label subset and initialisation",
+    "record": "WFDB record to classify: its path without extension (any rate and leads)",
+    "model": "classifier: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",
+    "out": "folder for the annotations, beats CSV and ECG strip (default: ./<record>-classified)",
+    "annotator": "beat annotation file to take R peaks from when the record has one (else they are detected)",
+    "strip_seconds": "seconds of ECG drawn with the labels in the PNG strip",
+    "log_run": "also log the outputs as an MLflow run (experiment ecg-classify); always under `mlflow run`",
+}

@@ -1,0 +1,266 @@
+"""A team setup in one folder: PostgreSQL, and an MLflow tracking server on it serving the artefacts.
+
+    ecg-mlflow server start --dir DIR     # prints export lines: eval "$(ecg-mlflow server start --dir DIR)"
+    ecg-mlflow server stop --dir DIR
+
+DIR holds everything, so the runs, models and studies survive a restart:
+  pgdata/      the PostgreSQL cluster (databases `mlflow` and `optuna`)
+  artifacts/   the artefact store the tracking server serves (clients upload and download over HTTP)
+  server.json  ports, host and the tracking server's pid;  credentials (0600): the database password
+  postgres.log, mlflow.log
+
+PostgreSQL comes from the system packages (Debian/Ubuntu: `apt-get install postgresql`; any
+install with initdb and pg_ctl on PATH, in /usr/lib/postgresql/*/bin, or $ECG_PG_BIN). Both
+servers bind 127.0.0.1 unless --host says otherwise; the database asks for a password over TCP
+(scram-sha-256), so binding another interface does not open it to anyone. PostgreSQL refuses to
+run as root: under root the cluster is owned by, and run as, the unprivileged user `ecg-mlflow`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ecg_mlflow.errors import UserError
+from ecg_mlflow.processes import pid_is_dead
+
+ENV_PG_BIN = "ECG_PG_BIN"
+SERVICE_USER = "ecg-mlflow"  # runs PostgreSQL when we are root
+DATABASES = ("mlflow", "optuna")
+STATE_FILE = "server.json"
+PROGRAMS = ("initdb", "pg_ctl", "psql", "createdb")
+
+
+class ServerError(UserError, RuntimeError):
+    """The team server cannot start or stop; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """What `start` wrote and `stop` and the export lines read."""
+
+    host: str
+    pg_port: int
+    mlflow_port: int
+    mlflow_pid: int
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{_client_host(self.host)}:{self.mlflow_port}"
+
+    def database_uri(self, database: str, password: str) -> str:
+        return f"postgresql+psycopg://postgres:{password}@{_client_host(self.host)}:{self.pg_port}/{database}"
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def postgres_bin() -> Path:
+    """The folder with PROGRAMS: $ECG_PG_BIN, PATH, then the newest /usr/lib/postgresql/*/bin."""
+    candidates = [os.environ.get(ENV_PG_BIN, "")]
+    on_path = shutil.which("pg_ctl")
+    candidates.append(str(Path(on_path).parent) if on_path else "")
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    for folder in filter(None, candidates):
+        if all((Path(folder) / program).is_file() for program in PROGRAMS):
+            return Path(folder)
+    raise ServerError(
+        "PostgreSQL is not installed: install it (Debian/Ubuntu: apt-get install postgresql) "
+        f"or set ${ENV_PG_BIN} to the folder holding {', '.join(PROGRAMS)}"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _service_user() -> pwd.struct_passwd | None:
+    """None when we are not root; else the unprivileged user PostgreSQL runs as (created if missing)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)
+        return pwd.getpwnam(SERVICE_USER)
+
+
+def _pg(command: list[str], user: pwd.struct_passwd | None, **kwargs: object) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL program (as the service user under root); its stderr becomes the error."""
+    ids = {"user": user.pw_uid, "group": user.pw_gid} if user else {}
+    result = subprocess.run(command, capture_output=True, text=True, **ids, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise ServerError(f"{Path(command[0]).name} failed: {(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def _give_to(path: Path, user: pwd.struct_passwd | None) -> None:
+    """Under root: the service user owns `path` and can reach it (parents get o+x, as PostgreSQL needs)."""
+    if user is None:
+        return
+    os.chown(path, user.pw_uid, user.pw_gid)
+    for folder, _, files in os.walk(path):
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        for name in files:
+            os.chown(Path(folder) / name, user.pw_uid, user.pw_gid)
+    for parent in path.resolve().parents:
+        parent.chmod(parent.stat().st_mode | 0o001)
+
+
+def init_cluster(folder: Path, user: pwd.struct_passwd | None) -> str:
+    """Create the PostgreSQL cluster once (password auth over TCP); return the password."""
+    credentials = folder / "credentials"
+    pgdata = folder / "pgdata"
+    if (pgdata / "PG_VERSION").is_file():
+        return credentials.read_text().strip()
+    shutil.rmtree(pgdata, ignore_errors=True)  # a half-made cluster from an interrupted start
+    password = secrets.token_urlsafe(18)
+    pwfile = folder / ".pwfile"
+    pwfile.write_text(password)
+    pgdata.mkdir(mode=0o700)
+    _give_to(folder, user)
+    try:
+        _pg(
+            [str(postgres_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "-E", "UTF8",
+             f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256"],
+            user,
+        )  # fmt: skip
+    finally:
+        pwfile.unlink(missing_ok=True)
+    credentials.write_text(password + "\n")
+    credentials.chmod(0o600)
+    return password
+
+
+def start_postgres(folder: Path, host: str, port: int, user: pwd.struct_passwd | None) -> None:
+    """pg_ctl start on host:port, its socket in pgdata (no system folder needed); waits until it accepts."""
+    pgdata = folder / "pgdata"
+    log = folder / "postgres.log"
+    log.touch()
+    _give_to(log, user)
+    options = f"-h {host} -p {port} -k {pgdata}"
+    _pg([str(postgres_bin() / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-o", options, "-w", "start"], user)
+    for database in DATABASES:
+        found = _pg(
+            [str(postgres_bin() / "psql"), "-h", str(pgdata), "-p", str(port), "-U", "postgres", "-tAc",
+             f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],
+            user,
+        )  # fmt: skip
+        if not found.stdout.strip():
+            _pg(
+                [str(postgres_bin() / "createdb"), "-h", str(pgdata), "-p", str(port), "-U", "postgres", database], user
+            )
+
+
+def stop_postgres(folder: Path, user: pwd.struct_passwd | None) -> None:
+    pgdata = folder / "pgdata"
+    if (pgdata / "postmaster.pid").is_file():
+        _pg([str(postgres_bin() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"], user)
+
+
+def start_mlflow(folder: Path, backend_uri: str, host: str, port: int, timeout: float = 120.0) -> int:
+    """`mlflow server` on the PostgreSQL backend with --serve-artifacts, detached; waits for /health."""
+    artifacts = folder / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+        "--serve-artifacts", "--artifacts-destination", str(artifacts.resolve()),
+        "--host", host, "--port", str(port), "--workers", "2",
+    ]  # fmt: skip
+    # The server's job runner (GenAI scorers, several polling processes) is not used by this suite.
+    environ = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(folder / "mlflow.log", "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environ)
+    url = f"http://{_client_host(host)}:{port}/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(f"the MLflow server exited with {process.returncode}; see {folder / 'mlflow.log'}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                return process.pid
+        time.sleep(0.5)
+    _stop_process_group(process.pid)
+    raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s; see {folder / 'mlflow.log'}")
+
+
+def _stop_process_group(pid: int, timeout: float = 20.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not pid_is_dead(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def read_state(folder: Path) -> ServerState | None:
+    path = folder / STATE_FILE
+    return ServerState(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def start(folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: int = 0) -> ServerState:
+    """Bring up PostgreSQL and the tracking server in `folder` (or find them running); port 0: a free port."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = read_state(folder)
+    if state is not None and not pid_is_dead(state.mlflow_pid):
+        return state  # already running
+    user = _service_user()
+    password = init_cluster(folder, user)
+    previous = state or ServerState(host, 0, 0, 0)
+    pg_port = pg_port or previous.pg_port or free_port(host)
+    mlflow_port = mlflow_port or previous.mlflow_port or free_port(host)
+    stop_postgres(folder, user)  # a cluster left running by a crashed start is restarted cleanly
+    try:
+        start_postgres(folder, host, pg_port, user)
+        pid = start_mlflow(folder, ServerState(host, pg_port, 0, 0).database_uri("mlflow", password), host, mlflow_port)
+    except BaseException:
+        stop_postgres(folder, user)
+        raise
+    state = ServerState(host, pg_port, mlflow_port, pid)
+    tmp = folder / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(asdict(state)))
+    tmp.replace(folder / STATE_FILE)
+    return state
+
+
+def stop(folder: Path) -> bool:
+    """Stop the tracking server and PostgreSQL; the data stays. False when nothing was running."""
+    state = read_state(folder)
+    if state is None and not (folder / "pgdata" / "postmaster.pid").is_file():
+        return False
+    if state is not None:
+        _stop_process_group(state.mlflow_pid)
+        (folder / STATE_FILE).unlink(missing_ok=True)
+    stop_postgres(folder, _service_user())
+    return True
+
+
+def export_lines(folder: Path) -> str:
+    """The shell lines that point MLflow and `ecg-mlflow tune` at the running servers."""
+    state = read_state(folder)
+    if state is None:
+        raise ServerError(f"no server is running in {folder}; start one with: ecg-mlflow server start --dir {folder}")
+    password = (folder / "credentials").read_text().strip()
+    return (
+        f"export MLFLOW_TRACKING_URI={state.tracking_uri}\n"
+        f"export ECG_OPTUNA_STORAGE={state.database_uri('optuna', password)}"
+    )

@@ -1,0 +1,92 @@
+"""`ecg-mlflow server start/stop`: PostgreSQL + an MLflow tracking server serving artefacts, for real.
+
+The `main` chain runs against it (pretrain -> transfer by run ID through the served artefact
+store, registry aliases, reuse of finished runs); tuning workers on its PostgreSQL are in
+tests/tuning/test_workers.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ecg_mlflow.tracking import server
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "ecg_mlflow", "server"]
+
+
+def _exports(text: str) -> dict[str, str]:
+    return dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines() if line.startswith("export "))
+
+
+@pytest.mark.slow
+def test_start_prints_exports_and_the_data_survives_a_restart(tmp_path) -> None:
+    try:
+        server.postgres_bin()
+    except server.ServerError as error:
+        pytest.skip(str(error))
+    folder = tmp_path / "team"
+    started = subprocess.run([*CLI, "start", "--dir", str(folder)], capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stderr
+    exports = _exports(started.stdout)
+    assert exports["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
+    assert exports["ECG_OPTUNA_STORAGE"].startswith("postgresql+psycopg://postgres:")
+    try:
+        mlflow.set_tracking_uri(exports["MLFLOW_TRACKING_URI"])
+        mlflow.set_experiment("restart")
+        (tmp_path / "note.txt").write_text("kept")
+        with mlflow.start_run() as run:
+            mlflow.log_metric("x", 1.0)
+            mlflow.log_artifact(str(tmp_path / "note.txt"))
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # served, not a local path
+
+        stopped = subprocess.run([*CLI, "stop", "--dir", str(folder)], capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert server.read_state(folder) is None and not (folder / "pgdata" / "postmaster.pid").exists()
+        again = subprocess.run([*CLI, "start", "--dir", str(folder)], capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert _exports(again.stdout) == exports  # same ports, same password
+
+        kept = MlflowClient().get_run(run.info.run_id)
+        assert kept.data.metrics["x"] == 1.0
+        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path / "dl"))
+        assert (Path(local) / "note.txt").read_text() == "kept"
+    finally:
+        mlflow.set_tracking_uri(None)
+        subprocess.run([*CLI, "stop", "--dir", str(folder)], capture_output=True, timeout=120)
+    assert subprocess.run(["pgrep", "-f", str(folder)], capture_output=True).stdout == b""  # nothing left running
+
+
+@pytest.mark.slow
+def test_main_chain_runs_and_reuses_against_the_server(team_server, synthetic_mitdb, tmp_path) -> None:
+    env = {**os.environ, **team_server, "ECG_DATA_DIR": str(synthetic_mitdb), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local"]
+    command += ["--experiment-name", "team", "-P", "profile=quick", "-P", "backbones=mlp", "-P", "max_beats=100"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-4000:]
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert second.stderr.count("reusing FINISHED") == 4, second.stderr[-4000:]
+
+    mlflow.set_tracking_uri(team_server["MLFLOW_TRACKING_URI"])
+    try:
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name("team")
+        runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
+        by_entry = {r.data.tags.get("mlflow.project.entryPoint"): r for r in runs}
+        pretrain, transfer = by_entry["pretrain"], by_entry["transfer"]
+        assert transfer.data.tags["ecg_mlflow.upstream_run_id"] == pretrain.info.run_id  # weights by run ID
+        assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for r in runs)  # through the server
+        alias = client.get_model_version_by_alias("ecg-ssl-mlp", "current")  # the registry on PostgreSQL
+        assert alias.run_id == pretrain.info.run_id
+        assert {r.info.status for r in client.search_runs([experiment.experiment_id])} == {"FINISHED"}
+    finally:
+        mlflow.set_tracking_uri(None)

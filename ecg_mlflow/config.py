@@ -28,29 +28,23 @@ from ecg_mlflow.transforms import TRANSFORM_NAMES, TransformConfig
 DATASETS: tuple[str, ...] = tuple(training_datasets())
 SPLITS: tuple[str, ...] = ("intra", "inter")
 SOURCES: tuple[str, ...] = ("physionet", "kaggle")
-CLASS_NAMES: dict[str, tuple[str, ...]] = {name: db.class_names for name, db in training_datasets().items()}
 # Self-supervised pretraining reads this dataset's training split (the paper: MIT-BIH beats).
 PRETRAIN_DATASET = "mit"
-# Context beside each beat (data/context.py): none (the paper), rr (R-R features), rr_template (+ likeness
-# to the patient's own beats).
-CONTEXTS: tuple[str, ...] = tuple(CONTEXT_KINDS)
+CONTEXTS: tuple[str, ...] = tuple(CONTEXT_KINDS)  # beside each beat: none (the paper), rr, rr_template
 CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
 INITS: tuple[str, ...] = ("pretrained", "scratch")
 SOURCES_WITH_TIMING: tuple[str, ...] = ("physionet",)  # the Kaggle CSVs are isolated beats: no R-R, no record
 BEAT_LENGTH = 187
 SAMPLING_RATE = 125
 
-ENV_DATA_DIR = "ECG_DATA_DIR"
-ENV_CACHE_DIR = "ECG_CACHE_DIR"
+ENV_DATA_DIR, ENV_CACHE_DIR = "ECG_DATA_DIR", "ECG_CACHE_DIR"
 
-# Backbones are declared in models/catalog.py; the configs read their names and default sizes
-# when they check (so a backbone registered later is a valid choice too).
+# Declared in models/catalog.py; choices are read when checked (a backbone registered later is valid too).
 BACKBONES: tuple[str, ...] = tuple(BACKBONE_CATALOG)
 BACKBONE_DEFAULTS: dict[str, BackboneConfig] = {name: b.defaults for name, b in BACKBONE_CATALOG.items()}
 DEFAULT_ENSEMBLE_MEMBERS: tuple[str, ...] = ("mlp", "cnn", "lstm")
 DEFAULT_HEAD_WEIGHTS: tuple[float, ...] = (1.0,) * len(TRANSFORM_NAMES)
-# "use the backbone's default" in MLproject/CLI numeric parameters.
-UNSET = -1
+UNSET = -1  # "use the backbone's default" in MLproject/CLI numeric parameters
 
 # Field types: the annotation is the check.
 Dataset = Annotated[str, one_of(lambda: DATASETS)]
@@ -135,7 +129,7 @@ class DataConfig:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES[self.dataset]
+        return training_datasets()[self.dataset].class_names
 
 
 @validated

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,7 +234,7 @@ def _isolated_mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def team_server() -> Iterator[dict[str, str]]:
     """A real PostgreSQL + MLflow tracking server (ecg-mlflow server start) for the session.
 
     Yields the exported variables: MLFLOW_TRACKING_URI (http, serving artefacts) and
@@ -246,9 +248,12 @@ def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         server.postgres_bin()
     except ServerError as error:
         pytest.skip(str(error))
-    folder = tmp_path_factory.mktemp("team-server")
-    server.start(folder)
+    # Not under pytest's temp root: another pytest session resets it to 0700, and under root
+    # PostgreSQL runs as an unprivileged user who must reach the folder.
+    folder = Path(tempfile.mkdtemp(prefix="ecg-team-server-"))
     try:
+        server.start(folder)
         yield dict(line.removeprefix("export ").split("=", 1) for line in server.export_lines(folder).splitlines())
     finally:
         server.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -98,3 +98,23 @@ def test_context_without_beat_timing_and_undeclared_inter_splits_are_refused_up_
     with pytest.raises(ConfigError, match="split='inter' is not defined for ptb"):
         MainConfig(dataset="ptb", split="inter")
     assert TransferConfig(context="rr_template", data=DataConfig(split="inter")).context == "rr_template"
+
+
+@pytest.mark.parametrize("config_cls", (*STEP_CONFIGS, DataConfig))
+def test_every_field_has_a_default_so_older_runs_still_rebuild_their_config(config_cls: type) -> None:
+    """A run logged before a field existed has no param for it: building its config must still work."""
+    from dataclasses import MISSING, fields
+
+    assert all(f.default is not MISSING or f.default_factory is not MISSING for f in fields(config_cls))
+    logged = {k: str(v) for k, v in flatten_config(config_cls()).items()}
+    older = dict(list(logged.items())[: len(logged) // 2])  # as if the rest were added later
+    assert config_from_params(config_cls, older) == config_cls()  # the missing half takes the defaults
+
+
+def test_messages_name_the_field_and_say_what_is_wrong() -> None:
+    with pytest.raises(ConfigError, match=r"^epochs='0': should be greater than or equal to 1$"):
+        config_from_params(TransferConfig, {"epochs": "0"})
+    with pytest.raises(ConfigError, match=r"^backbone='gru': is not one of mlp, cnn, lstm, resnet"):
+        TransferConfig(backbone="gru")
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'colour'$"):
+        DataConfig(colour="red")

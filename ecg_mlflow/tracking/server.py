@@ -42,6 +42,7 @@ SERVICE_USER = "ecg-mlflow"  # runs PostgreSQL when we are root
 DATABASES = ("mlflow", "optuna")
 STATE_FILE = "server.json"
 PROGRAMS = ("initdb", "pg_ctl", "psql", "createdb")
+SYSTEM_PG_GLOB = "/usr/lib/postgresql/*/bin"  # Debian/Ubuntu's postgresql packages
 
 
 class ServerError(UserError, RuntimeError):
@@ -74,7 +75,7 @@ def postgres_bin() -> Path:
     candidates = [os.environ.get(ENV_PG_BIN, "")]
     on_path = shutil.which("pg_ctl")
     candidates.append(str(Path(on_path).parent) if on_path else "")
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    candidates += sorted(glob.glob(SYSTEM_PG_GLOB), key=lambda p: Path(p).parent.name.zfill(4), reverse=True)
     for folder in filter(None, candidates):
         if all((Path(folder) / program).is_file() for program in PROGRAMS):
             return Path(folder)
@@ -175,29 +176,38 @@ def stop_postgres(folder: Path, user: pwd.struct_passwd | None) -> None:
 
 
 def start_mlflow(folder: Path, backend_uri: str, host: str, port: int, timeout: float = 120.0) -> int:
-    """`mlflow server` on the PostgreSQL backend with --serve-artifacts, detached; waits for /health."""
+    """`mlflow server` on the PostgreSQL backend with --serve-artifacts, detached; waits for /health.
+
+    The backend URI (with the password) goes in the environment, not on the command line `ps` shows.
+    """
     artifacts = folder / "artifacts"
     artifacts.mkdir(exist_ok=True)
     command = [
-        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-        "--serve-artifacts", "--artifacts-destination", str(artifacts.resolve()),
-        "--host", host, "--port", str(port), "--workers", "2",
+        sys.executable, "-m", "mlflow", "server", "--serve-artifacts",
+        "--artifacts-destination", str(artifacts.resolve()), "--host", host, "--port", str(port), "--workers", "2",
     ]  # fmt: skip
     # The server's job runner (GenAI scorers, several polling processes) is not used by this suite.
-    environ = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    environ = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with open(folder / "mlflow.log", "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environ)
-    url = f"http://{_client_host(host)}:{port}/health"
+    try:
+        _wait_for_health(process, f"http://{_client_host(host)}:{port}/health", folder / "mlflow.log", timeout)
+    except BaseException:  # a timeout, a crash, Ctrl-C: no server left behind
+        _stop_process_group(process.pid)
+        raise
+    return process.pid
+
+
+def _wait_for_health(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerError(f"the MLflow server exited with {process.returncode}; see {folder / 'mlflow.log'}")
+            raise ServerError(f"the MLflow server exited with {process.returncode}; see {log}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
             if response.status == 200:
-                return process.pid
+                return
         time.sleep(0.5)
-    _stop_process_group(process.pid)
-    raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s; see {folder / 'mlflow.log'}")
+    raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s; see {log}")
 
 
 def _stop_process_group(pid: int, timeout: float = 20.0) -> None:
@@ -213,16 +223,30 @@ def _stop_process_group(pid: int, timeout: float = 20.0) -> None:
 
 
 def read_state(folder: Path) -> ServerState | None:
+    """The last start's host and ports (kept across a stop, so a restart reuses them)."""
     path = folder / STATE_FILE
     return ServerState(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def running_state(folder: Path) -> ServerState | None:
+    """The state when the tracking server it names is alive, else None."""
+    state = read_state(folder)
+    return state if state is not None and state.mlflow_pid and not pid_is_dead(state.mlflow_pid) else None
+
+
+def _write_state(folder: Path, state: ServerState) -> None:
+    tmp = folder / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(asdict(state)))
+    tmp.replace(folder / STATE_FILE)
 
 
 def start(folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: int = 0) -> ServerState:
     """Bring up PostgreSQL and the tracking server in `folder` (or find them running); port 0: a free port."""
     folder.mkdir(parents=True, exist_ok=True)
+    running = running_state(folder)
+    if running is not None:
+        return running
     state = read_state(folder)
-    if state is not None and not pid_is_dead(state.mlflow_pid):
-        return state  # already running
     user = _service_user()
     password = init_cluster(folder, user)
     previous = state or ServerState(host, 0, 0, 0)
@@ -236,27 +260,25 @@ def start(folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: 
         stop_postgres(folder, user)
         raise
     state = ServerState(host, pg_port, mlflow_port, pid)
-    tmp = folder / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(asdict(state)))
-    tmp.replace(folder / STATE_FILE)
+    _write_state(folder, state)
     return state
 
 
 def stop(folder: Path) -> bool:
     """Stop the tracking server and PostgreSQL; the data stays. False when nothing was running."""
-    state = read_state(folder)
+    state = running_state(folder)
     if state is None and not (folder / "pgdata" / "postmaster.pid").is_file():
         return False
     if state is not None:
         _stop_process_group(state.mlflow_pid)
-        (folder / STATE_FILE).unlink(missing_ok=True)
+        _write_state(folder, ServerState(state.host, state.pg_port, state.mlflow_port, 0))
     stop_postgres(folder, _service_user())
     return True
 
 
 def export_lines(folder: Path) -> str:
     """The shell lines that point MLflow and `ecg-mlflow tune` at the running servers."""
-    state = read_state(folder)
+    state = running_state(folder)
     if state is None:
         raise ServerError(f"no server is running in {folder}; start one with: ecg-mlflow server start --dir {folder}")
     password = (folder / "credentials").read_text().strip()

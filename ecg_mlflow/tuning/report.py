@@ -148,3 +148,27 @@ def apply_best(best: BestTrial) -> dict[str, Any]:
     info["metrics"] = {k: v for k, v in result.metrics.items() if isinstance(v, float) and math.isfinite(v)}
     info["registered_version"] = getattr(result, "registered_version", "")
     return info
+
+
+def log_study_report(study: optuna.Study) -> None:
+    """On the active (parent) run: Optuna's optimisation-history plot, and the importances as
+    `importance_<param>` metrics and importances.json (when enough trials completed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the matplotlib backend is "experimental" in Optuna
+        axes = plot_optimization_history(study)
+    mlflow.log_figure(axes.figure, "optimization_history.png")
+    plt.close(axes.figure)
+    found = importances(study)
+    if found:
+        mlflow.log_dict(found, "importances.json")
+        mlflow.log_metrics({f"importance_{name.replace('.', '_')}": value for name, value in found.items()})

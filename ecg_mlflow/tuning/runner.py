@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.tuning.objective import Evaluate, PruningReporter, TrialContext, evaluate_steps
+from ecg_mlflow.tuning.report import log_study_report
 from ecg_mlflow.tuning.spec import StudySpec
 from ecg_mlflow.tuning.storage import (
     SQLITE_WARNING,
@@ -450,5 +451,9 @@ def _finish_parent(study: optuna.Study, summary: RunSummary, status: str) -> Non
             summary.best_value, summary.best_trial = best.value, best.number
             mlflow.log_metric("best_value", best.value)
             mlflow.set_tag("optuna.best_trial", str(best.number))
+    try:
+        log_study_report(study)
+    except Exception as error:  # a report that cannot be drawn must not fail the study
+        _logger.warning(f"no study report on the parent run: {type(error).__name__}: {error}")
     with contextlib.suppress(Exception):
         mlflow.end_run(status=status)

@@ -72,6 +72,10 @@ class StorageHandle:
         return Path(tempfile.gettempdir()) / f"ecg-mlflow-tune-{digest}.lock"
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
+        """PostgreSQL: an advisory lock in the database itself, so N is exact for workers on any machine.
+        Otherwise a file lock, exact for the workers of one machine."""
+        if urlsplit(self.url).scheme.split("+")[0] == "postgresql":
+            return postgres_lock(self.storage.engine)
         return file_lock(self.lock_path)
 
     def record_heartbeat(self, trial: Any) -> None:
@@ -90,6 +94,32 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# pg_advisory_lock key of "count the trials, then ask for one" (any 64-bit number of our own).
+TUNE_LOCK_KEY = int.from_bytes(hashlib.sha1(b"ecg-mlflow tune").digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def postgres_lock(engine: Any) -> Iterator[None]:
+    """A session-level advisory lock held for the block; PostgreSQL releases it if the worker dies."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": TUNE_LOCK_KEY})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": TUNE_LOCK_KEY})
+
+
+def _creation_lock(url: str) -> contextlib.AbstractContextManager[None]:
+    """PostgreSQL: the advisory lock, on an engine of its own (Optuna's does not exist yet)."""
+    if urlsplit(url).scheme.split("+")[0] != "postgresql":
+        return contextlib.nullcontext()
+    import sqlalchemy
+
+    return postgres_lock(sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool))
 
 
 def resolve_storage_url(url: str | None = None) -> str:
@@ -168,21 +198,18 @@ def open_storage(
     if kind == "sqlite":
         # Wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
         engine_kwargs = {"connect_args": {"timeout": 30}}
-    # Two workers creating a fresh SQLite file at once race on its tables: create it under a lock.
-    creating = file_lock(path.with_name(path.name + ".tune.lock")) if path is not None else contextlib.nullcontext()
-    with creating, warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
+    # Two workers creating a fresh database at once race on its tables: create them under a lock.
+    try:
+        lock = file_lock(path.with_name(path.name + ".tune.lock")) if path is not None else _creation_lock(url)
+        with lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace,
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace
             )
-        except ImportError as exc:
-            raise StorageError(f"no database driver for {redact(url)}: {exc}") from None
-        except Exception as exc:  # SQLAlchemy errors: bad URL, unreachable server, bad credentials
-            raise StorageError(f"cannot open storage {redact(url)}: {type(exc).__name__}: {exc}") from None
+    except ImportError as exc:
+        raise StorageError(f"no database driver for {redact(url)}: {exc}") from None
+    except Exception as exc:  # SQLAlchemy errors: bad URL, unreachable server, bad credentials
+        raise StorageError(f"cannot open storage {redact(url)}: {type(exc).__name__}: {exc}") from None
     return StorageHandle(url, kind, storage, path, heartbeat_interval, grace)
 
 

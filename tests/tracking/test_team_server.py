@@ -8,8 +8,10 @@ tests/tuning/test_workers.py.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -32,7 +34,7 @@ def test_start_prints_exports_and_the_data_survives_a_restart(tmp_path) -> None:
         server.postgres_bin()
     except server.ServerError as error:
         pytest.skip(str(error))
-    folder = tmp_path / "team"
+    folder = Path(tempfile.mkdtemp(prefix="ecg-team-restart-"))  # reachable by PostgreSQL's own user
     started = subprocess.run([*CLI, "start", "--dir", str(folder)], capture_output=True, text=True, timeout=300)
     assert started.returncode == 0, started.stderr
     exports = _exports(started.stdout)
@@ -49,7 +51,7 @@ def test_start_prints_exports_and_the_data_survives_a_restart(tmp_path) -> None:
 
         stopped = subprocess.run([*CLI, "stop", "--dir", str(folder)], capture_output=True, text=True, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
-        assert server.read_state(folder) is None and not (folder / "pgdata" / "postmaster.pid").exists()
+        assert server.running_state(folder) is None and not (folder / "pgdata" / "postmaster.pid").exists()
         again = subprocess.run([*CLI, "start", "--dir", str(folder)], capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr
         assert _exports(again.stdout) == exports  # same ports, same password
@@ -62,6 +64,7 @@ def test_start_prints_exports_and_the_data_survives_a_restart(tmp_path) -> None:
         mlflow.set_tracking_uri(None)
         subprocess.run([*CLI, "stop", "--dir", str(folder)], capture_output=True, timeout=120)
     assert subprocess.run(["pgrep", "-f", str(folder)], capture_output=True).stdout == b""  # nothing left running
+    shutil.rmtree(folder)
 
 
 @pytest.mark.slow
@@ -90,3 +93,19 @@ def test_main_chain_runs_and_reuses_against_the_server(team_server, synthetic_mi
         assert {r.info.status for r in client.search_runs([experiment.experiment_id])} == {"FINISHED"}
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_missing_postgresql_is_one_clear_line(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("ECG_PG_BIN", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(server, "SYSTEM_PG_GLOB", str(tmp_path / "none" / "*" / "bin"))
+    with pytest.raises(server.ServerError, match=r"PostgreSQL is not installed: install it \(Debian/Ubuntu"):
+        server.postgres_bin()
+
+
+def test_env_without_a_running_server_says_how_to_start_one(tmp_path) -> None:
+    result = subprocess.run([*CLI, "env", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"no server is running in {tmp_path}; start one with: ecg-mlflow server start --dir" in result.stderr
+    stopped = subprocess.run([*CLI, "stop", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0 and "no server was running" in stopped.stderr

@@ -57,6 +57,12 @@ def test_study_runs_resumes_and_nests_mlflow_runs(tmp_path, tracking, kind):
     assert {r.info.experiment_id for r in parents + trials} == {first.experiment_id}
     children = {r.data.tags["mlflow.parentRunId"] for r in trials}
     assert children == {first.parent_run_id, second.parent_run_id}
+    # Optuna's history plot and the importances on each parent run (over the study so far).
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for a in client.list_artifacts(second.parent_run_id)}
+    assert {"optimization_history.png", "importances.json", "study.yaml"} <= artifacts
+    metrics = client.get_run(second.parent_run_id).data.metrics
+    assert {k for k in metrics if k.startswith("importance_")} == {"importance_learning_rate", "importance_dropout"}
 
     by_number = {int(r.data.tags["optuna.trial_number"]): r for r in trials}
     for trial in study.trials:

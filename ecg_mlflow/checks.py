@@ -79,6 +79,21 @@ def _split_commas(value: Any) -> Any:
 comma_separated = BeforeValidator(_split_commas)
 
 
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if number.is_integer():
+            return int(number)
+    return value
+
+
+# An int field that also takes "2e4" and "20.0" (MLproject declares ints as float; YAML reads 2e4 as a string).
+whole_number = BeforeValidator(_whole_number)
+
+
 class Schema(BaseModel):
     """A file section validated by pydantic: unknown keys are errors, values are frozen."""
 

@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from ecg_mlflow.checks import check_choice, comma_separated, one_of, validated
+from ecg_mlflow.checks import check_choice, comma_separated, one_of, validated, whole_number
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.databases import DATABASES, training_datasets
 from ecg_mlflow.errors import ConfigError
@@ -55,10 +55,11 @@ ClassWeight = Annotated[str, one_of(lambda: CLASS_WEIGHTS)]
 Split = Annotated[str, one_of(lambda: SPLITS)]
 Fraction = Annotated[float, Field(gt=0.0, le=0.9)]
 Share = Annotated[float, Field(gt=0.0, le=1.0)]
-Epochs = Annotated[int, Field(ge=1)]
-BatchSize = Annotated[int, Field(ge=1)]
+Int = Annotated[int, whole_number]
+Epochs = Annotated[int, Field(ge=1), whole_number]
+BatchSize = Annotated[int, Field(ge=1), whole_number]
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
-Patience = Annotated[int, Field(ge=0)]
+Patience = Annotated[int, Field(ge=0), whole_number]
 Strings = Annotated[tuple[str, ...], comma_separated]
 
 
@@ -121,8 +122,8 @@ class DataConfig:
     cache_dir: str = ""
     test_fraction: Fraction = 0.2
     val_fraction: Fraction = 0.1
-    split_seed: int = 42
-    max_beats: Annotated[int, Field(ge=0)] = 0  # 0: all beats
+    split_seed: Int = 42
+    max_beats: Patience = 0  # 0: all beats
 
     def __post_init__(self) -> None:
         check_inter_split(self.dataset, self.split)
@@ -140,7 +141,7 @@ class PretrainConfig:
     epochs: Epochs = 5
     batch_size: BatchSize = 64
     learning_rate: LearningRate = 1e-3
-    seed: int = 0
+    seed: Int = 0
     rep_val_fraction: Fraction = 0.2  # the paper's 4:1 split of the representation set
     transforms: TransformConfig = field(default_factory=TransformConfig)
     head_weights: Annotated[
@@ -177,7 +178,7 @@ class TransferConfig:
     label_fraction: Share = 1.0
     patience: Patience = 5  # 0: no early stopping
     min_epochs: Patience = 8
-    seed: int = 0
+    seed: Int = 0
     context: Context = "none"
     class_weight: ClassWeight = "none"
     model: BackboneConfig | None = None
@@ -202,7 +203,7 @@ class EnsembleConfig:
     learning_rate: LearningRate = 1e-4
     patience: Patience = 5
     min_epochs: Patience = 8
-    seed: int = 0
+    seed: Int = 0
     context: Context = "none"
     class_weight: ClassWeight = "none"
     data: DataConfig = field(default_factory=DataConfig)
@@ -228,7 +229,7 @@ class StudyScope:
     class_weight: ClassWeight = "none"
     data_dir: str = ""
     cache_dir: str = ""
-    max_beats: Annotated[int, Field(ge=UNSET)] = UNSET  # UNSET: the profile's
+    max_beats: Annotated[int, Field(ge=UNSET), whole_number] = UNSET  # UNSET: the profile's
 
     def __post_init__(self) -> None:
         check_inter_split(self.dataset, self.split)
@@ -244,7 +245,7 @@ class StudyScope:
 class MainConfig(StudyScope):
     """The whole study for one dataset: pretrain -> transfer (+ scratch baselines) -> ensemble."""
 
-    seed: int = 0
+    seed: Int = 0
 
 
 @validated
@@ -257,7 +258,7 @@ class LabelEfficiencyConfig(StudyScope):
         0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
     )  # fmt: skip
     inits: Annotated[tuple[Annotated[str, one_of(lambda: INITS)], ...], Field(min_length=1), comma_separated] = INITS
-    seeds: Annotated[tuple[int, ...], Field(min_length=1), comma_separated] = (0, 1, 2)
+    seeds: Annotated[tuple[Int, ...], Field(min_length=1), comma_separated] = (0, 1, 2)
 
 
 @validated

@@ -81,8 +81,10 @@ def terminate_as_interrupt() -> Iterator[None]:
 def run_copies(command: list[str], copies: int) -> int:
     """Run `copies` instances of `command` side by side and wait for all: the worst exit code.
 
-    Ctrl-C or SIGTERM is passed on to every copy (each cleans up as if interrupted itself), so no
-    worker outlives the command that started it.
+    The copies are in this process group, so Ctrl-C reaches each of them from the terminal; a
+    SIGTERM to this process is passed on to them as SIGINT, which every step and worker turns
+    into its own clean-up. No copy outlives the command that started it. A copy ended by a
+    signal counts as 128 + the signal's number, as a shell reports it.
     """
     import subprocess
 
@@ -90,9 +92,10 @@ def run_copies(command: list[str], copies: int) -> int:
     try:
         with terminate_as_interrupt():
             codes = [process.wait() for process in processes]
-    except KeyboardInterrupt:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
+    except KeyboardInterrupt as interrupt:
+        if interrupt.args:  # SIGTERM (terminate_as_interrupt); a Ctrl-C already reached the copies
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGINT)
         codes = [process.wait() for process in processes]
-    return max(codes, key=abs)
+    return max((128 - code if code < 0 else code for code in codes), default=0)

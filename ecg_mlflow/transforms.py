@@ -20,7 +20,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
-from ecg_mlflow.checks import validated
+from ecg_mlflow.checks import validated, whole_number
 
 # Beats per chunk in build_representation_set: bounds the temporaries to a few MB.
 _CHUNK = 8192
@@ -36,7 +36,7 @@ class TransformConfig:
     """
 
     noise_std: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
-    shuffle_segments: Annotated[int, Field(ge=2, le=32)] = 4
+    shuffle_segments: Annotated[int, Field(ge=2, le=32), whole_number] = 4
     stretch_factor: Annotated[float, Field(gt=1.0, le=8.0)] = 2.0
     squeeze_factor: Annotated[float, Field(ge=0.05, lt=1.0)] = 0.5
     scale_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1

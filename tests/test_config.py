@@ -112,9 +112,17 @@ def test_every_field_has_a_default_so_older_runs_still_rebuild_their_config(conf
 
 
 def test_messages_name_the_field_and_say_what_is_wrong() -> None:
-    with pytest.raises(ConfigError, match=r"^epochs='0': should be greater than or equal to 1$"):
+    with pytest.raises(ConfigError, match=r"^epochs=0: should be greater than or equal to 1$"):
         config_from_params(TransferConfig, {"epochs": "0"})
     with pytest.raises(ConfigError, match=r"^backbone='gru': is not one of mlp, cnn, lstm, resnet"):
         TransferConfig(backbone="gru")
     with pytest.raises(ConfigError, match=r"^unknown parameter 'colour'$"):
         DataConfig(colour="red")
+
+
+def test_integers_may_come_as_mlproject_floats_or_exponents() -> None:
+    """MLproject declares ints as float, and YAML reads 2e4 as a string: both are whole numbers."""
+    config = config_from_params(TransferConfig, {"epochs": "20.0", "max_beats": "1e4", "units": "32.0"})
+    assert (config.epochs, config.data.max_beats, config.model.units) == (20, 10000, 32)
+    with pytest.raises(ConfigError, match=r"max_beats='2\.5'"):
+        config_from_params(TransferConfig, {"max_beats": "2.5"})

@@ -126,7 +126,10 @@ def _run_local_workers(workers: int, options: dict[str, Any]) -> None:
         url = resolve_storage_url(options["storage"])
         if storage_kind(url) == "sqlite":
             fail(f"--workers {workers} needs a storage several processes can share: {SQLITE_WARNING}", 2)
-    command = [sys.executable, "-m", "ecg_mlflow", "tune", "run", options["study_file"], "--storage", url]
+    # The storage URL (maybe with a password) is passed on only when given: else the copies read the env.
+    command = [sys.executable, "-m", "ecg_mlflow", "tune", "run", options["study_file"]]
+    if options["storage"]:
+        command += ["--storage", options["storage"]]
     for name in ("n_trials", "timeout", "study_name", "experiment", "heartbeat_interval", "grace_period"):
         if options[name] is not None:
             command += [f"--{name.replace('_', '-')}", str(options[name])]

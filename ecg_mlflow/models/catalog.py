@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ecg_mlflow.checks import validated
+from ecg_mlflow.checks import validated, whole_number
 
-Size = Annotated[int, Field(ge=1)]
+Size = Annotated[int, Field(ge=1), whole_number]
 
 
 @validated

@@ -11,9 +11,10 @@ DIR holds everything, so the runs, models and studies survive a restart:
 
 PostgreSQL comes from the system packages (Debian/Ubuntu: `apt-get install postgresql`; any
 install with initdb and pg_ctl on PATH, in /usr/lib/postgresql/*/bin, or $ECG_PG_BIN). Both
-servers bind 127.0.0.1 unless --host says otherwise; the database asks for a password over TCP
-(scram-sha-256), so binding another interface does not open it to anyone. PostgreSQL refuses to
-run as root: under root the cluster is owned by, and run as, the unprivileged user `ecg-mlflow`.
+servers bind 127.0.0.1 unless --host says otherwise. The database asks for a password over TCP
+(scram-sha-256); the tracking server has no authentication, so bind another interface only on a
+trusted network. PostgreSQL refuses to run as root: under root the cluster is owned by, and run
+as, the unprivileged user `ecg-mlflow` (and the folder's parents become traversable by others).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -35,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ecg_mlflow.errors import UserError
-from ecg_mlflow.processes import pid_is_dead
+from ecg_mlflow.processes import pid_is_dead, process_identity, process_is_dead
 
 ENV_PG_BIN = "ECG_PG_BIN"
 SERVICE_USER = "ecg-mlflow"  # runs PostgreSQL when we are root
@@ -43,6 +45,7 @@ DATABASES = ("mlflow", "optuna")
 STATE_FILE = "server.json"
 PROGRAMS = ("initdb", "pg_ctl", "psql", "createdb")
 SYSTEM_PG_GLOB = "/usr/lib/postgresql/*/bin"  # Debian/Ubuntu's postgresql packages
+SOCKET_DIR_LIMIT = 87  # a Unix socket path has 107 bytes; PostgreSQL adds /.s.PGSQL.<port>
 
 
 class ServerError(UserError, RuntimeError):
@@ -57,6 +60,7 @@ class ServerState:
     pg_port: int
     mlflow_port: int
     mlflow_pid: int
+    mlflow_process: str = ""  # host:pid:start-time, so a pid reused after a reboot is not taken for it
 
     @property
     def tracking_uri(self) -> str:
@@ -104,7 +108,8 @@ def _service_user() -> pwd.struct_passwd | None:
 
 def _pg(command: list[str], user: pwd.struct_passwd | None, **kwargs: object) -> subprocess.CompletedProcess:
     """Run a PostgreSQL program (as the service user under root); its stderr becomes the error."""
-    ids = {"user": user.pw_uid, "group": user.pw_gid} if user else {}
+    # As the service user: its own uid, gid and no other groups, in a folder it may enter.
+    ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": "/"} if user else {}
     result = subprocess.run(command, capture_output=True, text=True, **ids, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
         raise ServerError(f"{Path(command[0]).name} failed: {(result.stderr or result.stdout).strip()}")
@@ -132,20 +137,17 @@ def init_cluster(folder: Path, user: pwd.struct_passwd | None) -> str:
         return credentials.read_text().strip()
     shutil.rmtree(pgdata, ignore_errors=True)  # a half-made cluster from an interrupted start
     password = secrets.token_urlsafe(18)
-    pwfile = folder / ".pwfile"
-    pwfile.write_text(password)
+    credentials.unlink(missing_ok=True)
+    # Written (0600) before initdb, which reads it: an interrupted start never leaves a cluster without it.
+    with os.fdopen(os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(password + "\n")
     pgdata.mkdir(mode=0o700)
     _give_to(folder, user)
-    try:
-        _pg(
-            [str(postgres_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "-E", "UTF8",
-             f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256"],
-            user,
-        )  # fmt: skip
-    finally:
-        pwfile.unlink(missing_ok=True)
-    credentials.write_text(password + "\n")
-    credentials.chmod(0o600)
+    _pg(
+        [str(postgres_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "-E", "UTF8",
+         f"--pwfile={credentials}", "--auth-local=trust", "--auth-host=scram-sha-256"],
+        user,
+    )  # fmt: skip
     return password
 
 
@@ -155,7 +157,9 @@ def start_postgres(folder: Path, host: str, port: int, user: pwd.struct_passwd |
     log = folder / "postgres.log"
     log.touch()
     _give_to(log, user)
-    options = f"-h {host} -p {port} -k {pgdata}"
+    if len(str(pgdata)) > SOCKET_DIR_LIMIT:
+        raise ServerError(f"{folder} is too long a path for PostgreSQL's socket; use a --dir of under 80 characters")
+    options = f"-h {shlex.quote(host)} -p {port} -k {shlex.quote(str(pgdata))}"
     _pg([str(postgres_bin() / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-o", options, "-w", "start"], user)
     for database in DATABASES:
         found = _pg(
@@ -170,9 +174,24 @@ def start_postgres(folder: Path, host: str, port: int, user: pwd.struct_passwd |
 
 
 def stop_postgres(folder: Path, user: pwd.struct_passwd | None) -> None:
-    pgdata = folder / "pgdata"
-    if (pgdata / "postmaster.pid").is_file():
-        _pg([str(postgres_bin() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"], user)
+    """Stop the cluster when it runs. A postmaster.pid left by a crash or reboot (its process gone, a
+    zombie, or the pid now another program's) is removed instead, so the next start is clean."""
+    pid_file = folder / "pgdata" / "postmaster.pid"
+    if not pid_file.is_file():
+        return
+    pid = int(pid_file.read_text().split()[0])
+    if pid_is_dead(pid) or "postgres" not in _command_line(pid):
+        for stale in (pid_file, *pid_file.parent.glob(".s.PGSQL.*")):  # and its socket's lock file
+            stale.unlink(missing_ok=True)
+        return
+    _pg([str(postgres_bin() / "pg_ctl"), "-D", str(folder / "pgdata"), "-m", "fast", "-w", "stop"], user)
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def start_mlflow(folder: Path, backend_uri: str, host: str, port: int, timeout: float = 120.0) -> int:
@@ -231,7 +250,8 @@ def read_state(folder: Path) -> ServerState | None:
 def running_state(folder: Path) -> ServerState | None:
     """The state when the tracking server it names is alive, else None."""
     state = read_state(folder)
-    return state if state is not None and state.mlflow_pid and not pid_is_dead(state.mlflow_pid) else None
+    alive = state is not None and state.mlflow_process and not process_is_dead(state.mlflow_process)
+    return state if alive else None
 
 
 def _write_state(folder: Path, state: ServerState) -> None:
@@ -242,7 +262,8 @@ def _write_state(folder: Path, state: ServerState) -> None:
 
 def start(folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: int = 0) -> ServerState:
     """Bring up PostgreSQL and the tracking server in `folder` (or find them running); port 0: a free port."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()  # PostgreSQL takes a relative socket folder for a host name
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     running = running_state(folder)
     if running is not None:
         return running
@@ -259,25 +280,27 @@ def start(folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: 
     except BaseException:
         stop_postgres(folder, user)
         raise
-    state = ServerState(host, pg_port, mlflow_port, pid)
+    state = ServerState(host, pg_port, mlflow_port, pid, process_identity(pid))
     _write_state(folder, state)
     return state
 
 
 def stop(folder: Path) -> bool:
     """Stop the tracking server and PostgreSQL; the data stays. False when nothing was running."""
+    folder = folder.resolve()
     state = running_state(folder)
     if state is None and not (folder / "pgdata" / "postmaster.pid").is_file():
         return False
     if state is not None:
         _stop_process_group(state.mlflow_pid)
-        _write_state(folder, ServerState(state.host, state.pg_port, state.mlflow_port, 0))
+        _write_state(folder, ServerState(state.host, state.pg_port, state.mlflow_port, 0))  # ports kept
     stop_postgres(folder, _service_user())
     return True
 
 
 def export_lines(folder: Path) -> str:
     """The shell lines that point MLflow and `ecg-mlflow tune` at the running servers."""
+    folder = folder.resolve()
     state = running_state(folder)
     if state is None:
         raise ServerError(f"no server is running in {folder}; start one with: ecg-mlflow server start --dir {folder}")

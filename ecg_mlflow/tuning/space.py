@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from ecg_mlflow.checks import Schema
+from ecg_mlflow.checks import Schema, whole_number
 
 
 class _Param(Schema):
@@ -38,7 +38,7 @@ class FloatParam(_Range):
     type: Literal["float"]
     low: float = Field(allow_inf_nan=False)
     high: float = Field(allow_inf_nan=False)
-    step: float | None = None
+    step: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
     def suggest(self, trial: Any, key: str) -> Any:
         return trial.suggest_float(key, self.low, self.high, log=self.log, step=self.step)
@@ -46,9 +46,9 @@ class FloatParam(_Range):
 
 class IntParam(_Range):
     type: Literal["int"]
-    low: int
-    high: int
-    step: int | None = None
+    low: Annotated[int, whole_number]
+    high: Annotated[int, whole_number]
+    step: Annotated[int, whole_number] | None = None
 
     def suggest(self, trial: Any, key: str) -> Any:
         return trial.suggest_int(key, self.low, self.high, log=self.log, step=self.step or 1)

@@ -63,9 +63,10 @@ class Objective(Schema):
         return monitor
 
 
-# `fixed:` values are scalars; a YAML list is how a tuple parameter is written ("a,b,c" on the CLI).
+# `fixed:` values are scalars (null: the default, e.g. a backbone size inherited); a YAML list is how
+# a tuple parameter is written ("a,b,c" on the CLI).
 Scalar = Annotated[
-    bool | int | float | str,
+    bool | int | float | str | None,
     BeforeValidator(lambda v: ",".join(str(i) for i in v) if isinstance(v, list) else v),
 ]
 
@@ -156,7 +157,7 @@ def _union_tags(*unions: Any) -> set[str]:
     return {get_args(m.model_fields["type"].annotation)[0] for u in unions for m in get_args(get_args(u)[0])}
 
 
-_TAGS = _union_tags(Param, Sampler, Pruner)
+_TAGS = _union_tags(Param, Sampler, Pruner) | {"bool", "str"}  # and the members of plain unions
 
 
 def _describe(error: ValidationError) -> str:

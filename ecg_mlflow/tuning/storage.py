@@ -102,15 +102,13 @@ TUNE_LOCK_KEY = int.from_bytes(hashlib.sha1(b"ecg-mlflow tune").digest()[:8], "b
 
 @contextlib.contextmanager
 def postgres_lock(engine: Any) -> Iterator[None]:
-    """A session-level advisory lock held for the block; PostgreSQL releases it if the worker dies."""
+    """A transaction-level advisory lock held for the block: released when the block's transaction
+    ends, or by PostgreSQL when the worker's connection dies."""
     from sqlalchemy import text
 
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": TUNE_LOCK_KEY})
-        try:
-            yield
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": TUNE_LOCK_KEY})
+    with engine.connect() as connection, connection.begin():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TUNE_LOCK_KEY})
+        yield
 
 
 def _creation_lock(url: str) -> contextlib.AbstractContextManager[None]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -60,6 +62,18 @@ def test_start_prints_exports_and_the_data_survives_a_restart(tmp_path) -> None:
         assert kept.data.metrics["x"] == 1.0
         local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path / "dl"))
         assert (Path(local) / "note.txt").read_text() == "kept"
+
+        # A crash (both killed, stale postmaster.pid and server.json left), then a start with a relative --dir.
+        postmaster = int((folder / "pgdata" / "postmaster.pid").read_text().split()[0])
+        os.killpg(server.read_state(folder).mlflow_pid, signal.SIGKILL)
+        os.kill(postmaster, signal.SIGKILL)
+        time.sleep(1)
+        assert server.running_state(folder) is None and (folder / "pgdata" / "postmaster.pid").exists()
+        relative = [*CLI, "start", "--dir", folder.name]
+        again = subprocess.run(relative, capture_output=True, text=True, timeout=300, cwd=folder.parent)
+        assert again.returncode == 0, again.stderr
+        assert _exports(again.stdout) == exports
+        assert MlflowClient().get_run(run.info.run_id).data.metrics["x"] == 1.0
     finally:
         mlflow.set_tracking_uri(None)
         subprocess.run([*CLI, "stop", "--dir", str(folder)], capture_output=True, timeout=120)

@@ -78,6 +78,10 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_copies(command: list[str], copies: int) -> int:
     """Run `copies` instances of `command` side by side and wait for all: the worst exit code.
 
@@ -88,7 +92,9 @@ def run_copies(command: list[str], copies: int) -> int:
     """
     import subprocess
 
-    processes = [subprocess.Popen(command) for _ in range(copies)]
+    # SIGINT as the default in each copy, even when this command runs as a background job (which
+    # starts with SIGINT ignored): Python then turns it into KeyboardInterrupt there.
+    processes = [subprocess.Popen(command, preexec_fn=_default_sigint) for _ in range(copies)]
     try:
         with terminate_as_interrupt():
             codes = [process.wait() for process in processes]

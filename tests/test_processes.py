@@ -41,7 +41,11 @@ def test_sigterm_reaches_every_copy_as_an_interrupt(tmp_path) -> None:
         from ecg_mlflow.processes import run_copies
         sys.exit(run_copies([sys.executable, "-c", {copy!r}], 2))
     """)
-    process = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", parent],
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a background job starts
+    )
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("started-*"))) < 2:
         assert time.monotonic() < deadline and process.poll() is None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import mlflow
 import mlflow.data
+import mlflow.exceptions
 
 from ecg_mlflow.data.cache import stable_hash
 from ecg_mlflow.data.dataset import BeatDataset
 
+LOG_INPUT_ATTEMPTS = 3
+DUPLICATE_WORDS = ("UniqueViolation", "duplicate key", "IntegrityError", "UNIQUE constraint")
 CONTEXT_SPLITS: dict[str, str] = {
     "train": "train",
     "training": "train",
@@ -45,9 +50,15 @@ def log_dataset_input(ds: BeatDataset, context: str = "train") -> mlflow.data.da
         name=ds.name,
         digest=split_digest(ds, split),
     )
-    mlflow.log_input(
-        dataset,
-        context=context,
-        tags={"ecg_mlflow.split": split, "ecg_mlflow.dataset_digest": ds.digest, "ecg_mlflow.beats": str(len(y))},
-    )
+    tags = {"ecg_mlflow.split": split, "ecg_mlflow.dataset_digest": ds.digest, "ecg_mlflow.beats": str(len(y))}
+    for attempt in range(LOG_INPUT_ATTEMPTS):
+        try:
+            mlflow.log_input(dataset, context=context, tags=tags)
+            break
+        except mlflow.exceptions.MlflowException as error:
+            # MLflow checks for the dataset row, then inserts it: two workers logging the same dataset
+            # at once on PostgreSQL make the second insert a duplicate. Again, it finds the row.
+            if attempt + 1 == LOG_INPUT_ATTEMPTS or not any(word in str(error) for word in DUPLICATE_WORDS):
+                raise
+            time.sleep(0.2 * (attempt + 1))
     return dataset

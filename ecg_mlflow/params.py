@@ -61,13 +61,15 @@ def config_from_params(config_cls: type, params: dict[str, Any]) -> Any:
         elif _is_backbone(f):
             sizes = {k: params[k] for k in BACKBONE_SIZES if k in params and not is_unset(params[k])}
             if sizes:  # else the step's own default (backbone defaults, or inherited from upstream)
-                top["model"] = backbone_config(str(params.get("backbone", f_default(config_cls, "backbone"))), **sizes)
+                top["model"] = backbone_config(
+                    str(params.get("backbone", field_default(config_cls, "backbone"))), **sizes
+                )
         elif f.name in params:
             top[f.name] = params[f.name]
     return config_cls(**top)
 
 
-def f_default(config_cls: type, name: str) -> Any:
+def field_default(config_cls: type, name: str) -> Any:
     """A config field's default value."""
     f = next(f for f in fields(config_cls) if f.name == name)
     return f.default if f.default_factory is MISSING else f.default_factory()
@@ -87,7 +89,7 @@ def parameter_defaults(config_cls: type) -> dict[str, tuple[str, Any]]:
             sizes = BackboneConfig.__pydantic_fields__  # type: ignore[attr-defined]
             out.update({name: (sizes[name].annotation.__name__, UNSET) for name in BACKBONE_SIZES})
         else:
-            out[f.name] = _kind_and_default(f_default(config_cls, f.name))
+            out[f.name] = _kind_and_default(field_default(config_cls, f.name))
     return out
 
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,8 +91,6 @@ def run_copies(command: list[str], copies: int) -> int:
     into its own clean-up. No copy outlives the command that started it. A copy ended by a
     signal counts as 128 + the signal's number, as a shell reports it.
     """
-    import subprocess
-
     # SIGINT as the default in each copy, even when this command runs as a background job (which
     # starts with SIGINT ignored): Python then turns it into KeyboardInterrupt there.
     processes = [subprocess.Popen(command, preexec_fn=_default_sigint) for _ in range(copies)]

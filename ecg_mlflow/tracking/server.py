@@ -134,6 +134,8 @@ def init_cluster(folder: Path, user: pwd.struct_passwd | None) -> str:
     credentials = folder / "credentials"
     pgdata = folder / "pgdata"
     if (pgdata / "PG_VERSION").is_file():
+        if not credentials.is_file():
+            raise ServerError(f"{credentials} is missing: the cluster's password is lost; start with a new --dir")
         return credentials.read_text().strip()
     shutil.rmtree(pgdata, ignore_errors=True)  # a half-made cluster from an interrupted start
     password = secrets.token_urlsafe(18)

@@ -13,9 +13,14 @@ import numpy as np
 from ecg_mlflow.checks import check_choice
 from ecg_mlflow.config import BEAT_LENGTH
 from ecg_mlflow.errors import ConfigError, UserError
+from ecg_mlflow.models import lstm_kernel
 from ecg_mlflow.models.catalog import BACKBONES, BackboneConfig
 
 Tensor = keras.KerasTensor
+
+# Every keras.layers.LSTM trained in a process that builds or loads encoders runs the fused,
+# two-core kernel where it can (models/lstm_kernel.py); the saved models stay stock Keras.
+lstm_kernel.install()
 
 
 def build_encoder(backbone: str, config: BackboneConfig, input_length: int = BEAT_LENGTH) -> keras.Model:
@@ -109,8 +114,8 @@ def lstm_features(x: Tensor, c: BackboneConfig) -> Tensor:
     answer for many epochs (docs/models.md). Read backwards, the padding comes first and the QRS
     last. Same layers, same weights, same size.
 
-    unroll=True: on a CPU the 187-step loop's per-step overhead dominates; unrolled, pretraining ran
-    1.2-1.9x faster at the same batch size (benchmarks/bench_lstm.py, docs/models.md), for ~12 s more graph building.
+    Training runs TensorFlow's fused kernel (models/lstm_kernel.py). unroll=True is for Keras' own
+    loop, which a served model runs: unrolled it was 1.2-1.9x faster on a CPU than the step loop.
     """
     for i in range(1, c.depth + 1):
         x = keras.layers.LSTM(

@@ -101,7 +101,7 @@ def run_ensemble(
 
         train, val, test = (split_beats(dataset, split, config.context) for split in ("train", "val", "test"))
         settings = FitSettings(
-            config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs
+            config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs, seed=config.seed
         )
         history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)

@@ -25,7 +25,7 @@ from ecg_mlflow.models.backbones import as_model_input, build_encoder
 from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.result import StepResult
-from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, MlflowEpochLogger, seed_everything
+from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, MlflowEpochLogger, batches_dataset, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import encoder_params, log_encoder, weights_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, register_with_alias, ssl_model_name
@@ -105,7 +105,8 @@ def run_pretrain(
         compile_ssl_model(model, config.learning_rate, config.head_weights, STEPS_PER_EXECUTION)
 
         history = model.fit(
-            train_batches,
+            batches_dataset(train_batches),
+            shuffle=False,  # RepresentationBatches draws its own order
             validation_data=(as_model_input(x_val), ssl_targets(y_val)),
             validation_batch_size=VALIDATION_BATCH,  # forward only: large batches, same numbers, less overhead
             epochs=config.epochs,

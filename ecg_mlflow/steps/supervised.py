@@ -25,6 +25,7 @@ from ecg_mlflow.steps.training import (
     MlflowEpochLogger,
     ValidationMacroF1,
     best_weights_callbacks,
+    shuffled_batches,
 )
 from ecg_mlflow.tracking.classifiers import log_served_classifier
 from ecg_mlflow.tracking.registry import register_with_alias
@@ -45,6 +46,7 @@ class FitSettings:
     patience: int
     class_weight: str = "none"
     min_epochs: int = 0
+    seed: int = 0  # the order batches come in
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,10 @@ def fit_classifier(
     """Train with per-epoch validation macro-F1; the best validation epoch's weights are kept."""
     val_inputs = val.inputs(model)
     history = model.fit(
-        train.inputs(model),
-        targets(train.y, n_classes),
+        shuffled_batches(train.inputs(model), targets(train.y, n_classes), settings.batch_size, settings.seed),
         validation_data=(val_inputs, targets(val.y, n_classes)),
         epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        shuffle=True,
+        shuffle=False,  # shuffled_batches reshuffles every epoch, seeded
         class_weight=class_weights(train.y, n_classes, settings.class_weight),
         callbacks=[
             ValidationMacroF1(val_inputs, val.y, n_classes),

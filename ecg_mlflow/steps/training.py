@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import keras
@@ -18,6 +19,50 @@ VAL_MACRO_F1 = "val_macro_f1"
 # Batches per graph call: at batch 64 on a 2-core CPU much of a step is fixed overhead;
 # 32 per call measured 1.2-1.5x the throughput (docs/models.md). Results are unchanged.
 STEPS_PER_EXECUTION = 32
+
+
+def untuned(dataset: Any) -> Any:
+    """`dataset` with tf.data's autotuning off and a fixed prefetch of 2 batches.
+
+    With autotuning on, TensorFlow ran the fused LSTM kernel's two halves of a batch one after
+    the other in about half the epochs (1.5x slower, and Keras' unrolled LSTM 2x slower, in
+    whole-epoch modes: the bimodal figures in docs/models.md). Off, every epoch ran at the fast rate.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)
+
+
+def batches_dataset(batches: keras.utils.PyDataset) -> Any:
+    """A PyDataset as an untuned tf.data pipeline of known length.
+
+    Keras makes one iterator an epoch; each one after the first starts with `on_epoch_end()`
+    (a new draw), so no epoch depends on a prefetch thread reaching the end of the last one.
+    """
+    import tensorflow as tf
+
+    epochs = itertools.count()
+
+    def generate() -> Iterator[Any]:
+        if next(epochs):
+            batches.on_epoch_end()
+        yield from (batches[i] for i in range(len(batches)))
+
+    spec = tf.nest.map_structure(lambda a: tf.TensorSpec((None, *a.shape[1:]), a.dtype), batches[0])
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    return untuned(dataset.apply(tf.data.experimental.assert_cardinality(len(batches))))
+
+
+def shuffled_batches(inputs: Any, targets: np.ndarray, batch_size: int, seed: int) -> Any:
+    """(inputs, targets) in batches, reshuffled every epoch from `seed`, as an untuned tf.data pipeline."""
+    import tensorflow as tf
+
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, (inputs, targets))
+    rows = tf.data.Dataset.range(len(targets)).shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
+    gather = lambda r: tf.nest.map_structure(lambda t: tf.gather(t, r), tensors)  # noqa: E731
+    return untuned(rows.batch(batch_size).map(gather))
 
 
 def seed_everything(seed: int) -> None:

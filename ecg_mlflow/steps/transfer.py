@@ -153,7 +153,7 @@ def run_transfer(
         model = compile_classifier(classifier, n_classes, config.learning_rate, STEPS_PER_EXECUTION)
 
         settings = FitSettings(
-            config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs
+            config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs, seed=config.seed
         )
         history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from ecg_mlflow.config import MainConfig
 from ecg_mlflow.steps.main import MainResult, results_table
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG, flag_if_learned_nothing, majority_macro_f1
-from ecg_mlflow.steps.training import BestEpochStopping
+from ecg_mlflow.steps.training import BestEpochStopping, batches_dataset, shuffled_batches
 
 
 class Scripted(keras.callbacks.Callback):
@@ -89,3 +89,44 @@ def test_the_main_table_marks_rows_that_learned_nothing() -> None:
     cnn_row = next(line for line in table.splitlines() if line.startswith("| cnn"))
     assert "learned nothing" in lstm_row and "learned nothing" not in cnn_row
     assert "S Se" in table and "87.25%" in lstm_row  # EC57 columns and the paper's figure beside ours
+
+
+def _epochs(dataset, n: int = 2) -> list[list]:
+    return [[keras.tree.map_structure(np.asarray, batch) for batch in dataset] for _ in range(n)]
+
+
+def test_shuffled_batches_give_every_row_once_an_epoch_in_a_new_seeded_order() -> None:
+    x, y = np.arange(10, dtype=np.float32)[:, None] * [1.0, -1.0], np.arange(10)
+    first, second = _epochs(shuffled_batches({"beat": x}, y, 4, seed=3))
+    assert [len(b[1]) for b in first] == [4, 4, 2]
+    for epoch in (first, second):
+        rows = np.concatenate([b[1] for b in epoch])
+        assert sorted(rows) == list(range(10))
+        np.testing.assert_array_equal(np.concatenate([b[0]["beat"] for b in epoch]), x[rows])
+    orders = [np.concatenate([b[1] for b in epoch]) for epoch in (first, second)]
+    assert not np.array_equal(*orders)
+    again = [np.concatenate([b[1] for b in epoch]) for epoch in _epochs(shuffled_batches({"beat": x}, y, 4, seed=3))]
+    np.testing.assert_array_equal(np.stack(orders), np.stack(again))
+    assert shuffled_batches(x, y, 4, seed=3).options().autotune.enabled is False
+
+
+class _Counting(keras.utils.PyDataset):
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs_ended = 0
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.full((2, 5), index + 10 * self.epochs_ended, np.float32), np.zeros(2, np.int64)
+
+    def on_epoch_end(self) -> None:
+        self.epochs_ended += 1
+
+
+def test_batches_dataset_draws_anew_for_every_epoch_but_the_first() -> None:
+    source = _Counting()
+    first, second = _epochs(batches_dataset(source))
+    assert [b[0][0, 0] for b in first] == [0, 1, 2] and [b[0][0, 0] for b in second] == [10, 11, 12]
+    assert source.epochs_ended == 1

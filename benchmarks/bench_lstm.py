@@ -21,7 +21,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
-import numpy as np
 
 from ecg_mlflow.config import DEFAULT_HEAD_WEIGHTS, DataConfig, TransformConfig
 from ecg_mlflow.data.dataset import load_dataset
@@ -99,7 +98,8 @@ def speed(data_dir: str, variants: list[str], repeats: int = 2) -> None:
             wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
             cpu = after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
             rates.append(f"{len(batches.x) / wall:,.0f} (CPU/wall {cpu / wall:.2f})")
-        print(f"{variant}: samples/s per epoch {' / '.join(rates)}; first call incl. graph building {building:.1f} s", flush=True)
+        summary = f"samples/s per epoch {' / '.join(rates)}; first call incl. graph building {building:.1f} s"
+        print(f"{variant}: {summary}", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -147,7 +147,7 @@ PARAMETER_HELP: dict[str, str] = {
     "database": f"database to evaluate on: {', '.join(DATABASES)} (wfdb: the records in --data-dir itself)",
     "records": "comma-separated record names to evaluate on (default: every annotated record)",
     "download": "download the database with wfdb when its folder is missing or empty",
-    "profile": "fast (all beats, 1/6/3 epochs, batch 128), paper (5/20/20 epochs, batch 64), quick (a demo)",
+    "profile": "fast (all beats, about 20 min on 2 cores), paper (5/20/20 epochs, batch 64), quick (a demo)",
     "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
     "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
     "inits": "comma-separated initialisations to compare: pretrained, scratch",

@@ -126,3 +126,27 @@ def test_integers_may_come_as_mlproject_floats_or_exponents() -> None:
     assert (config.epochs, config.data.max_beats, config.model.units) == (20, 10000, 32)
     with pytest.raises(ConfigError, match=r"max_beats='2\.5'"):
         config_from_params(TransferConfig, {"max_beats": "2.5"})
+
+
+def test_a_profile_can_give_one_backbone_fewer_epochs() -> None:
+    from ecg_mlflow.profiles import PROFILES, BackboneEpochs, Profile
+    from ecg_mlflow.steps.main import chain_parameters
+
+    capped = Profile(
+        pretrain_epochs=2, transfer_epochs=20, ensemble_epochs=5, batch_size=64, max_beats=0, patience=5,
+        backbone_epochs={"lstm": {"pretrain": 1, "transfer": 8}},
+    )  # fmt: skip
+    assert capped.backbone_epochs["lstm"] == BackboneEpochs(pretrain=1, transfer=8)
+    assert (capped.epochs("pretrain", "lstm"), capped.epochs("transfer", "lstm")) == (1, 8)
+    assert (capped.epochs("pretrain", "cnn"), capped.epochs("transfer", "cnn")) == (2, 20)
+    for name, profile in PROFILES.items():
+        config = MainConfig(profile=name)
+        for backbone in config.backbones:
+            params = chain_parameters(config, backbone)
+            assert params["pretrain"]["epochs"] == profile.epochs("pretrain", backbone)
+            assert params["transfer"]["epochs"] == profile.epochs("transfer", backbone)
+    with pytest.raises(ConfigError, match="'gru'"):
+        Profile(
+            pretrain_epochs=1, transfer_epochs=1, ensemble_epochs=1, batch_size=8, max_beats=0, patience=0,
+            backbone_epochs={"gru": {"pretrain": 1, "transfer": 1}},
+        )  # fmt: skip

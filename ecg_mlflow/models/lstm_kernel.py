@@ -73,12 +73,14 @@ def fused_lstm(
     """Keras' `backend.lstm` contract on BlockLSTMV2: (last output, outputs, [h, c]).
 
     `unroll` is irrelevant to a fused loop. Raises NotImplementedError (Keras then runs its own
-    loop) for a mask, time-major input, no bias or activations other than tanh and sigmoid.
+    loop) for a mask, time-major input, no bias, activations other than tanh and sigmoid, or other
+    numbers than float32 (a mixed-precision policy).
     """
     import tensorflow as tf
 
     if (
         mask is not None
+        or keras.backend.standardize_dtype(inputs.dtype) != "float32"
         or time_major
         or bias is None
         or activation is not keras.activations.tanh

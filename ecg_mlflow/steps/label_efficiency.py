@@ -78,13 +78,12 @@ def run_label_efficiency(config: LabelEfficiencyConfig, *, reuse: bool = True) -
         if pretrained:
             for backbone in config.backbones:
                 progress.begin(f"pretrain {backbone}")
-                run, reused = run_entry_point(
-                    "pretrain", {"backbone": backbone, **chain_parameters(as_chain(config))["pretrain"]}, **ids
-                )
+                pretrain = chain_parameters(as_chain(config), backbone)["pretrain"]
+                run, reused = run_entry_point("pretrain", {"backbone": backbone, **pretrain}, **ids)
                 progress.end(reused)
                 pretrain_ids[backbone] = run.info.run_id
         for backbone, fraction, seed, init in points:
-            transfer = chain_parameters(as_chain(config, seed))["transfer"]
+            transfer = chain_parameters(as_chain(config, seed), backbone)["transfer"]
             params = {**transfer, "backbone": backbone, "label_fraction": fraction, "init": init}
             if init == "pretrained":
                 params["pretrain_run_id"] = pretrain_ids[backbone]

@@ -121,8 +121,8 @@ def run_entry_point(
     return run, False
 
 
-def chain_parameters(config: MainConfig) -> dict[str, dict[str, Any]]:
-    """The parameters of each kind of child, from the chain config and its profile."""
+def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[str, Any]]:
+    """The parameters of each kind of child, from the chain config and its profile (epochs for `backbone`)."""
     profile = config.settings
     data = {"data_dir": config.data_dir, "cache_dir": config.cache_dir, "max_beats": profile.max_beats}
     supervised = {
@@ -139,15 +139,20 @@ def chain_parameters(config: MainConfig) -> dict[str, dict[str, Any]]:
     return {
         # Pretraining always reads MIT; on MIT it must use the same split so it never sees the test beats.
         "pretrain": {
-            "epochs": profile.pretrain_epochs,
+            "epochs": profile.epochs("pretrain", backbone),
             "batch_size": profile.batch_size,
             "seed": config.seed,
             "split": config.split if config.dataset == PRETRAIN_DATASET else "intra",
             **data,
         },
-        "transfer": {"epochs": profile.transfer_epochs, **supervised},
+        "transfer": {"epochs": profile.epochs("transfer", backbone), **supervised},
         "ensemble": {"epochs": profile.ensemble_epochs, **supervised},
     }
+
+
+def parent_metric(child: str, name: str) -> str:
+    """A child's figure as a parent metric: ("pretrained/cnn", "test_accuracy") -> pretrained_cnn_test_accuracy."""
+    return f"{child.replace('/', '_')}_{name}"
 
 
 def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
@@ -167,7 +172,9 @@ def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
             run, reused = run_entry_point(
                 entry_point, extra, experiment_id=experiment_id, parent_run_id=parent_id, reuse=reuse
             )
-            progress.end(reused)
+            seconds = progress.end(reused)
+            if not reused:  # the parent shows where the time went, step by step
+                mlflow.log_metric(parent_metric(key, "wall_s"), round(seconds, 1))
             result.run_ids[key], result.reused[key] = run.info.run_id, reused
             result.metrics[key] = dict(run.data.metrics)
             result.learned_nothing[key] = run.data.tags.get(LEARNED_NOTHING_TAG) == "true"
@@ -175,14 +182,15 @@ def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
 
         transfer_ids = []
         for backbone in config.backbones:
-            pretrain = child(f"pretrain/{backbone}", "pretrain", {"backbone": backbone, **params["pretrain"]})
+            own = chain_parameters(config, backbone)
+            pretrain = child(f"pretrain/{backbone}", "pretrain", {"backbone": backbone, **own["pretrain"]})
             transfer = child(
                 f"pretrained/{backbone}",
                 "transfer",
-                {"backbone": backbone, "pretrain_run_id": pretrain.info.run_id, **params["transfer"]},
+                {"backbone": backbone, "pretrain_run_id": pretrain.info.run_id, **own["transfer"]},
             )
             transfer_ids.append(transfer.info.run_id)
-            child(f"scratch/{backbone}", "baseline", {"backbone": backbone, **params["transfer"]})
+            child(f"scratch/{backbone}", "baseline", {"backbone": backbone, **own["transfer"]})
         child(
             "pretrained/ensemble",
             "ensemble",
@@ -201,7 +209,7 @@ def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
         for key, metrics in result.metrics.items():
             for name in ("test_accuracy", "test_macro_f1"):
                 if name in metrics:
-                    mlflow.log_metric(f"{key.replace('/', '_')}_{name}", metrics[name])
+                    mlflow.log_metric(parent_metric(key, name), metrics[name])
     return result
 
 

@@ -42,12 +42,15 @@ class Progress:
             left = f", about {clock(per_step * (self.total - self.done))} left"
         print(f"[{self.done + 1}/{self.total}] {label} (elapsed {clock(elapsed)}{left})", file=self.stream, flush=True)
 
-    def end(self, reused: bool) -> None:
-        """The current step finished (reused: it took no training)."""
+    def end(self, reused: bool) -> float:
+        """The current step finished (reused: it took no training); its wall seconds, 0 when reused."""
         self.done += 1
-        if not reused:
-            self.trained += 1
-            self.trained_seconds += time.monotonic() - self._current
+        if reused:
+            return 0.0
+        seconds = time.monotonic() - self._current
+        self.trained += 1
+        self.trained_seconds += seconds
+        return seconds
 
     def summary(self) -> str:
         return f"{self.done} steps ({self.done - self.trained} reused) in {clock(time.monotonic() - self.started)}"

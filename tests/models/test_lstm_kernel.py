@@ -83,3 +83,13 @@ def test_a_mask_falls_back_to_keras_loop():
     out = keras.layers.LSTM(4)(keras.layers.Masking(0.0)(beats))
     model = keras.Model(beats, out)
     assert "BlockLSTMV2" not in _graph_ops(model, np.ones((2, 11, 1), dtype="float32"))
+
+
+def test_mixed_precision_falls_back_to_keras_loop():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        beats = keras.Input((11, 1))
+        model = keras.Model(beats, keras.layers.LSTM(4)(beats))
+        assert "BlockLSTMV2" not in _graph_ops(model, np.ones((2, 11, 1), dtype="float32"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

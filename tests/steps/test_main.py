@@ -48,6 +48,10 @@ def test_main_chain_runs_then_reuses(tracked, tmp_path) -> None:
         assert "| mlp | scratch |" in table and "| mlp | pretrained |" in table and "| ensemble | pretrained |" in table
         assert "90.38%" in table  # the paper's MLP-from-scratch MIT accuracy beside ours
     older, newer = sorted(results, key=lambda r: all(r["reused"].values()))
+    # Each step's wall time is on the parent that trained it; the second chain trained nothing.
+    walls = sorted(({k for k in r.data.metrics if k.endswith("_wall_s")} for r in mains), key=len)
+    steps = {"pretrain_mlp", "pretrained_mlp", "scratch_mlp", "pretrained_ensemble"}
+    assert walls == [set(), {f"{step}_wall_s" for step in steps}]
     assert not any(older["reused"].values()) and all(newer["reused"].values())
     assert older["run_ids"] == newer["run_ids"]
     children = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")

@@ -11,7 +11,7 @@ def test_progress_counts_steps_and_estimates_from_trained_ones_only() -> None:
     stream = io.StringIO()
     progress = Progress(total=3, stream=stream)
     progress.begin("pretrain cnn")
-    progress.end(reused=True)  # reused: no time, not in the average
+    assert progress.end(reused=True) == 0.0  # reused: no time, not in the average
     progress.begin("transfer cnn")
     progress.trained_seconds, progress.trained = 0.0, 0
     progress.end(reused=False)

@@ -25,8 +25,8 @@ def untuned(dataset: Any) -> Any:
     """`dataset` with tf.data's autotuning off and a fixed prefetch of 2 batches.
 
     With autotuning on, TensorFlow ran the fused LSTM kernel's two halves of a batch one after
-    the other in about half the epochs (1.5x slower, and Keras' unrolled LSTM 2x slower, in
-    whole-epoch modes: the bimodal figures in docs/models.md). Off, every epoch ran at the fast rate.
+    the other in about half the epochs (1.5x slower; Keras' unrolled LSTM 1.7-1.9x slower), whole
+    epochs at a time: the bimodal figures in docs/models.md. Off, every epoch ran at the fast rate.
     """
     import tensorflow as tf
 

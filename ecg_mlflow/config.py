@@ -22,6 +22,7 @@ from ecg_mlflow.data.databases import DATABASES, training_datasets
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
 from ecg_mlflow.models.catalog import BackboneConfig
+from ecg_mlflow.models.schedules import LR_SCHEDULES
 from ecg_mlflow.profiles import PROFILES, Profile
 from ecg_mlflow.transforms import TRANSFORM_NAMES, TransformConfig
 
@@ -52,6 +53,7 @@ Backbone = Annotated[str, one_of(lambda: BACKBONE_CATALOG)]
 Backbones = Annotated[tuple[Backbone, ...], Field(min_length=1), comma_separated]
 Context = Annotated[str, one_of(lambda: CONTEXTS)]
 ClassWeight = Annotated[str, one_of(lambda: CLASS_WEIGHTS)]
+LrSchedule = Annotated[str, one_of(lambda: LR_SCHEDULES)]
 Split = Annotated[str, one_of(lambda: SPLITS)]
 Fraction = Annotated[float, Field(gt=0.0, le=0.9)]
 Share = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -175,6 +177,7 @@ class TransferConfig:
     epochs: Epochs = 20
     batch_size: BatchSize = 64
     learning_rate: LearningRate = 1e-3
+    lr_schedule: LrSchedule = "constant"
     label_fraction: Share = 1.0
     patience: Patience = 5  # 0: no early stopping
     min_epochs: Patience = 8

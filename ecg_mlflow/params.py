@@ -136,6 +136,7 @@ PARAMETER_HELP: dict[str, str] = {
     "pretrain_model": "models:/ URI of a pretrained model (default: models:/ecg-ssl-<backbone>@current)",
     "init": "pretrained (transfer) or scratch (the supervised baseline)",
     "freeze": "true: keep the encoder fixed; false: fine-tune it (the paper)",
+    "lr_schedule": "constant (the paper), or cosine: anneal the rate to 0 over the epoch budget (short schedules)",
     "label_fraction": "stratified fraction of the training labels to use (label efficiency)",
     "patience": "early-stopping patience on validation macro-F1 (0 = train all epochs)",
     "min_epochs": "early stopping never ends a run before this many epochs (slow starters such as the LSTM)",

@@ -128,25 +128,32 @@ def test_integers_may_come_as_mlproject_floats_or_exponents() -> None:
         config_from_params(TransferConfig, {"max_beats": "2.5"})
 
 
-def test_a_profile_can_give_one_backbone_fewer_epochs() -> None:
-    from ecg_mlflow.profiles import PROFILES, BackboneEpochs, Profile
+def test_a_profile_can_give_one_backbone_its_own_epochs_and_learning_rate() -> None:
+    from ecg_mlflow.profiles import PROFILES, BackboneSchedule, Profile
     from ecg_mlflow.steps.main import chain_parameters
 
     capped = Profile(
         pretrain_epochs=2, transfer_epochs=20, ensemble_epochs=5, batch_size=64, max_beats=0, patience=5,
-        backbone_epochs={"lstm": {"pretrain": 1, "transfer": 8}},
+        per_backbone={"lstm": {"pretrain": 1, "transfer": 8, "learning_rate": "5e-3", "lr_schedule": "cosine"}},
     )  # fmt: skip
-    assert capped.backbone_epochs["lstm"] == BackboneEpochs(pretrain=1, transfer=8)
+    assert capped.per_backbone["lstm"] == BackboneSchedule(1, 8, 5e-3, "cosine")
     assert (capped.epochs("pretrain", "lstm"), capped.epochs("transfer", "lstm")) == (1, 8)
     assert (capped.epochs("pretrain", "cnn"), capped.epochs("transfer", "cnn")) == (2, 20)
+    assert capped.optimiser("lstm") == {"learning_rate": 5e-3, "lr_schedule": "cosine"}
+    assert capped.optimiser("cnn") == {} == BackboneSchedule(1, 8).optimiser()
     for name, profile in PROFILES.items():
         config = MainConfig(profile=name)
         for backbone in config.backbones:
             params = chain_parameters(config, backbone)
             assert params["pretrain"]["epochs"] == profile.epochs("pretrain", backbone)
             assert params["transfer"]["epochs"] == profile.epochs("transfer", backbone)
+            transfer = TransferConfig(**profile.optimiser(backbone))
+            assert params["transfer"].get("lr_schedule", "constant") == transfer.lr_schedule
+            assert params["transfer"].get("learning_rate", 1e-3) == transfer.learning_rate
     with pytest.raises(ConfigError, match="'gru'"):
         Profile(
             pretrain_epochs=1, transfer_epochs=1, ensemble_epochs=1, batch_size=8, max_beats=0, patience=0,
-            backbone_epochs={"gru": {"pretrain": 1, "transfer": 1}},
+            per_backbone={"gru": {"pretrain": 1, "transfer": 1}},
         )  # fmt: skip
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        BackboneSchedule(1, 1, lr_schedule="step")

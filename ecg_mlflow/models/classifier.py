@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from ecg_mlflow.models.backbones import as_model_input
+from ecg_mlflow.models.schedules import LearningRate
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, class_probabilities
 
 HEAD = "class_probs"
@@ -102,9 +103,12 @@ def model_inputs(model: keras.Model, beats: np.ndarray, context: np.ndarray | No
 
 
 def compile_classifier(
-    model: keras.Model, n_classes: int, learning_rate: float, steps_per_execution: int = 1
+    model: keras.Model, n_classes: int, learning_rate: LearningRate, steps_per_execution: int = 1
 ) -> keras.Model:
-    """Adam; binary CE for 2 classes, sparse categorical CE (integer labels) otherwise; "accuracy" metric."""
+    """Adam; binary CE for 2 classes, sparse categorical CE (integer labels) otherwise; "accuracy" metric.
+
+    `learning_rate` is a rate or a schedule (models/schedules.py).
+    """
     _check_classes(n_classes)
     if n_classes == 2:
         loss = keras.losses.BinaryCrossentropy()

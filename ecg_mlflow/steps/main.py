@@ -122,7 +122,8 @@ def run_entry_point(
 
 
 def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[str, Any]]:
-    """The parameters of each kind of child, from the chain config and its profile (epochs for `backbone`)."""
+    """The parameters of each kind of child, from the chain config and its profile (epochs and
+    learning rate for `backbone`)."""
     profile = config.settings
     data = {"data_dir": config.data_dir, "cache_dir": config.cache_dir, "max_beats": profile.max_beats}
     supervised = {
@@ -145,7 +146,7 @@ def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[s
             "split": config.split if config.dataset == PRETRAIN_DATASET else "intra",
             **data,
         },
-        "transfer": {"epochs": profile.epochs("transfer", backbone), **supervised},
+        "transfer": {"epochs": profile.epochs("transfer", backbone), **profile.optimiser(backbone), **supervised},
         "ensemble": {"epochs": profile.ensemble_epochs, **supervised},
     }
 

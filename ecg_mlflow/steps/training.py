@@ -16,6 +16,7 @@ from ecg_mlflow.evaluation import macro_f1
 from ecg_mlflow.models.classifier import class_probabilities
 
 VAL_MACRO_F1 = "val_macro_f1"
+LEARNING_RATE = "learning_rate"
 # Batches per graph call: at batch 64 on a 2-core CPU much of a step is fixed overhead;
 # 32 per call measured 1.2-1.5x the throughput (docs/models.md). Results are unchanged.
 STEPS_PER_EXECUTION = 32
@@ -93,7 +94,8 @@ class ValidationMacroF1(keras.callbacks.Callback):
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
-    """Per-epoch metrics to the active MLflow run (step = epoch number, from 1)."""
+    """Per-epoch metrics to the active MLflow run (step = epoch number, from 1), and the optimiser's
+    learning rate at the epoch's end (`learning_rate`), so a schedule can be read off the UI's charts."""
 
     def __init__(self, rename: Callable[[dict[str, float]], dict[str, float]] | None = None) -> None:
         super().__init__()
@@ -107,6 +109,9 @@ class MlflowEpochLogger(keras.callbacks.Callback):
             except (TypeError, ValueError):
                 continue
         metrics = {k: v for k, v in self.rename(numbers).items() if np.isfinite(v)}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            metrics[LEARNING_RATE] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         if metrics:
             mlflow.log_metrics(metrics, step=epoch + 1)
 

@@ -8,6 +8,7 @@ paper) or keeps it fixed (freeze=True). init=scratch is the paper's Table 1 base
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,6 +23,7 @@ from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.data.splits import stratified_subset
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import ContextSpec, build_classifier, compile_classifier
+from ecg_mlflow.models.schedules import learning_rate
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.pretrain import run_pretrain
 from ecg_mlflow.steps.result import StepResult
@@ -150,7 +152,9 @@ def run_transfer(
         classifier = build_classifier(
             encoder, n_classes, freeze=config.freeze, context=context_spec(config.context, train)
         )
-        model = compile_classifier(classifier, n_classes, config.learning_rate, STEPS_PER_EXECUTION)
+        steps_per_epoch = math.ceil(len(train.y) / config.batch_size)
+        rate = learning_rate(config.lr_schedule, config.learning_rate, config.epochs, steps_per_epoch)
+        model = compile_classifier(classifier, n_classes, rate, STEPS_PER_EXECUTION)
 
         settings = FitSettings(
             config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs, seed=config.seed

@@ -61,3 +61,27 @@ def test_scratch_baseline_on_ptb(tracked, synthetic_ptbdb, monkeypatch) -> None:
     assert {"test_f1_normal", "test_f1_mi", "test_macro_f1"} <= set(run.data.metrics)
     assert "ecg_mlflow.upstream_run_id" not in run.data.tags
     assert str(MlflowClient().get_model_version_by_alias("ecg-ptb-cnn", "scratch").run_id) == result.run_id
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_the_learning_rate_of_every_epoch_is_logged_and_follows_the_schedule(tracked, schedule) -> None:
+    mlflow.set_experiment("transfer")
+    config = TransferConfig(
+        backbone="mlp",
+        init="scratch",
+        epochs=3,
+        batch_size=16,
+        patience=0,
+        min_epochs=0,
+        lr_schedule=schedule,
+        data=TINY,
+    )
+    result = run_transfer(config, verbose=0)
+    rates = [
+        m.value for m in sorted(MlflowClient().get_metric_history(result.run_id, "learning_rate"), key=lambda m: m.step)
+    ]
+    assert len(rates) == 3
+    if schedule == "constant":
+        assert rates == pytest.approx([1e-3] * 3)
+    else:  # cosine over 3 epochs: 1/4, 3/4 of the way down after epochs 1, 2; 0 after the last
+        assert rates == pytest.approx([0.75e-3, 0.25e-3, 0.0], abs=1e-6)

@@ -226,29 +226,37 @@ class StudyScope:
 
     dataset: Dataset = "mit"
     profile: Annotated[str, one_of(lambda: PROFILES)] = "fast"
-    backbones: Backbones = DEFAULT_ENSEMBLE_MEMBERS
     split: Split = "intra"
     context: Context = "none"
     class_weight: ClassWeight = "none"
     data_dir: str = ""
     cache_dir: str = ""
     max_beats: Annotated[int, Field(ge=UNSET), whole_number] = UNSET  # UNSET: the profile's
+    epochs: Annotated[int, Field(ge=UNSET), whole_number] = UNSET  # UNSET: the profile's
 
     def __post_init__(self) -> None:
         check_inter_split(self.dataset, self.split)
+        if self.epochs == 0:
+            raise ConfigError("epochs=0: give 1 or more epochs for every step, or -1 for the profile's")
 
     @property
     def settings(self) -> Profile:
-        """The profile, with max_beats overridden when the config sets it."""
+        """The profile, with max_beats and every step's epochs overridden where the config sets them."""
         profile = PROFILES[self.profile]
-        return profile if self.max_beats == UNSET else replace(profile, max_beats=self.max_beats)
+        if self.max_beats != UNSET:
+            profile = replace(profile, max_beats=self.max_beats)
+        return profile if self.epochs == UNSET else profile.with_epochs(self.epochs)
 
 
 @validated
 class MainConfig(StudyScope):
     """The whole study for one dataset: pretrain -> transfer (+ scratch baselines) -> ensemble."""
 
+    backbones: Backbones = DEFAULT_ENSEMBLE_MEMBERS
     seed: Int = 0
+
+
+ALL_BACKBONES = "all"
 
 
 @validated
@@ -256,12 +264,22 @@ class LabelEfficiencyConfig(StudyScope):
     """Test macro-F1 against the share of training labels, pretrained vs scratch: does pretraining pay?"""
 
     profile: Annotated[str, one_of(lambda: PROFILES)] = "paper"
-    backbones: Backbones = ("cnn",)
+    # One backbone, several (comma-separated) or `all` the registered ones.
+    backbone: Annotated[
+        tuple[Annotated[str, one_of(lambda: (*BACKBONE_CATALOG, ALL_BACKBONES))], ...],
+        Field(min_length=1),
+        comma_separated,
+    ] = ("cnn",)
     fractions: Annotated[tuple[Share, ...], Field(min_length=1), comma_separated] = (
         0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
     )  # fmt: skip
     inits: Annotated[tuple[Annotated[str, one_of(lambda: INITS)], ...], Field(min_length=1), comma_separated] = INITS
     seeds: Annotated[tuple[Int, ...], Field(min_length=1), comma_separated] = (0, 1, 2)
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        """The backbones the study covers, `all` read from the registry."""
+        return tuple(BACKBONE_CATALOG) if ALL_BACKBONES in self.backbone else self.backbone
 
 
 @validated

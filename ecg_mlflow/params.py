@@ -150,6 +150,8 @@ PARAMETER_HELP: dict[str, str] = {
     "download": "download the database with wfdb when its folder is missing or empty",
     "profile": "fast (all beats, about 20 min on 2 cores), paper (5/20/20 epochs, batch 64), quick (a demo)",
     "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
+    "LabelEfficiencyConfig.backbone": "mlp | cnn | lstm | resnet, several comma-separated, or all",
+    "StudyScope.epochs": "epochs of every step: pretraining, supervised and ensemble (-1: the profile's)",
     "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
     "inits": "comma-separated initialisations to compare: pretrained, scratch",
     "seeds": "comma-separated seeds: each draws its own label subset and initialisation",
@@ -160,3 +162,11 @@ PARAMETER_HELP: dict[str, str] = {
     "strip_seconds": "seconds of ECG drawn with the labels in the PNG strip",
     "log_run": "also log the outputs as an MLflow run (experiment ecg-classify); always under `mlflow run`",
 }
+
+
+def parameter_help(config_cls: type, name: str) -> str:
+    """The help text of a config's parameter: `Class.name` where a config (or a base) words it its own way."""
+    for cls in config_cls.__mro__:
+        if f"{cls.__name__}.{name}" in PARAMETER_HELP:
+            return PARAMETER_HELP[f"{cls.__name__}.{name}"]
+    return PARAMETER_HELP.get(name, "")

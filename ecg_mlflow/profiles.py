@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -51,6 +52,13 @@ class Profile:
         if step == "pretrain":
             return own.pretrain if own else self.pretrain_epochs
         return own.transfer if own else self.transfer_epochs
+
+    def with_epochs(self, epochs: int) -> Profile:
+        """This profile with every step of every backbone at `epochs` (a quick look at a study)."""
+        own = {
+            name: replace(schedule, pretrain=epochs, transfer=epochs) for name, schedule in self.per_backbone.items()
+        }
+        return replace(self, pretrain_epochs=epochs, transfer_epochs=epochs, ensemble_epochs=epochs, per_backbone=own)
 
     def optimiser(self, backbone: str = "") -> dict[str, Any]:
         """The supervised learning rate and schedule `backbone` gets under this profile, where it

@@ -15,7 +15,7 @@ import typer
 
 from ecg_mlflow.cli.errors import reported_errors
 from ecg_mlflow.entry_points import exposed_parameters, positional_parameters
-from ecg_mlflow.params import PARAMETER_HELP, config_from_params
+from ecg_mlflow.params import config_from_params, parameter_help
 
 _PY_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": str}
 
@@ -30,9 +30,11 @@ def config_command(
     for name, (kind, default) in exposed_parameters(config_cls, fixed).items():
         value = str(default).lower() if kind == "bool" else default
         if name in positional:
-            option = typer.Argument(..., help=PARAMETER_HELP.get(name, ""), show_default=False, metavar=name.upper())
+            option = typer.Argument(
+                ..., help=parameter_help(config_cls, name), show_default=False, metavar=name.upper()
+            )
         else:
-            option = typer.Option(value, f"--{name.replace('_', '-')}", help=PARAMETER_HELP.get(name, ""))
+            option = typer.Option(value, f"--{name.replace('_', '-')}", help=parameter_help(config_cls, name))
         parameters.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=_PY_TYPES[kind])
         )

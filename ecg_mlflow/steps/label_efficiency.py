@@ -63,6 +63,7 @@ def as_chain(config: LabelEfficiencyConfig, seed: int = 0) -> MainConfig:
         data_dir=config.data_dir,
         cache_dir=config.cache_dir,
         max_beats=config.max_beats,
+        epochs=config.epochs,
     )
 
 

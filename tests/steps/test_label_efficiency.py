@@ -14,11 +14,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import ConfigError, LabelEfficiencyConfig
+from ecg_mlflow.models.catalog import BACKBONES
 from ecg_mlflow.params import config_from_params
-from ecg_mlflow.steps.label_efficiency import markdown_table, plot_curves, study_points, summarise
+from ecg_mlflow.steps.label_efficiency import as_chain, markdown_table, plot_curves, study_points, summarise
+from ecg_mlflow.steps.main import chain_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {"backbones": "mlp", "fractions": "0.25,1.0", "seeds": "0,1", "profile": "quick", "max_beats": "200"}
+# As the "done when" runs it: a backbone, the paper profile cut to 1 epoch a step, a few beats.
+PARAMS = {"backbone": "mlp", "fractions": "0.25,1.0", "seeds": "0,1", "max_beats": "200", "epochs": "1"}
 
 
 def points_frame() -> pd.DataFrame:
@@ -51,9 +54,28 @@ def test_markdown_marks_runs_that_learned_nothing(tmp_path) -> None:
 
 
 def test_points_run_small_fractions_first_with_inits_side_by_side() -> None:
-    config = LabelEfficiencyConfig(backbones=("cnn",), fractions=(1.0, 0.1), seeds=(0, 1))
+    config = LabelEfficiencyConfig(backbone=("cnn",), fractions=(1.0, 0.1), seeds=(0, 1))
     points = study_points(config)
     assert points[:2] == [("cnn", 0.1, 0, "pretrained"), ("cnn", 0.1, 0, "scratch")] and len(points) == 8
+
+
+def test_a_study_covers_one_backbone_several_or_all() -> None:
+    assert config_from_params(LabelEfficiencyConfig, {"backbone": "lstm"}).backbones == ("lstm",)
+    assert config_from_params(LabelEfficiencyConfig, {"backbone": "mlp,lstm"}).backbones == ("mlp", "lstm")
+    assert config_from_params(LabelEfficiencyConfig, {"backbone": "all"}).backbones == tuple(BACKBONES)
+    with pytest.raises(ConfigError, match="backbone='gru'"):
+        config_from_params(LabelEfficiencyConfig, {"backbone": "gru"})
+
+
+def test_epochs_cut_every_step_of_the_profile_for_a_quick_look() -> None:
+    quick_look = config_from_params(LabelEfficiencyConfig, {"profile": "fast", "epochs": "1"})
+    chain = as_chain(quick_look)
+    for backbone in BACKBONES:
+        params = chain_parameters(chain, backbone)
+        assert params["pretrain"]["epochs"] == params["transfer"]["epochs"] == params["ensemble"]["epochs"] == 1
+    assert chain_parameters(as_chain(LabelEfficiencyConfig(profile="fast")), "lstm")["transfer"]["epochs"] == 6
+    with pytest.raises(ConfigError, match="epochs=0"):
+        LabelEfficiencyConfig(epochs=0)
 
 
 def test_bad_fractions_and_inits_name_the_field() -> None:

@@ -10,11 +10,19 @@ from ecg_mlflow.config import (
     ConfigError,
     DataConfig,
     EnsembleConfig,
+    LabelEfficiencyConfig,
     MainConfig,
     PretrainConfig,
     TransferConfig,
 )
-from ecg_mlflow.params import PARAMETER_HELP, config_from_params, flatten_config, parameter_defaults, parameter_names
+from ecg_mlflow.params import (
+    PARAMETER_HELP,
+    config_from_params,
+    flatten_config,
+    parameter_defaults,
+    parameter_help,
+    parameter_names,
+)
 
 STEP_CONFIGS = (PretrainConfig, TransferConfig, EnsembleConfig, MainConfig)
 
@@ -157,3 +165,10 @@ def test_a_profile_can_give_one_backbone_its_own_epochs_and_learning_rate() -> N
         )  # fmt: skip
     with pytest.raises(ConfigError, match="lr_schedule"):
         BackboneSchedule(1, 1, lr_schedule="step")
+
+
+def test_a_config_can_word_a_shared_parameter_its_own_way() -> None:
+    assert parameter_help(LabelEfficiencyConfig, "backbone").endswith("or all")
+    assert parameter_help(TransferConfig, "backbone") == PARAMETER_HELP["backbone"]
+    assert "every step" in parameter_help(MainConfig, "epochs")  # from the StudyScope base
+    assert parameter_help(TransferConfig, "epochs") == PARAMETER_HELP["epochs"]

@@ -15,7 +15,7 @@ without this module. TensorFlow registers the V1 gradient for BlockLSTMV2 (anoth
 so the gradient here calls BlockLSTMGradV2 itself; outputs and gradients match Keras' loop to
 float32 rounding (tests/models/test_lstm_kernel.py).
 
-Keep tf.data autotuning off around it (steps/training.py: training_data): with autotuning on,
+Keep tf.data autotuning off around it (steps/training.py: `untuned`): with autotuning on,
 TensorFlow ran the shards one after the other in about half the epochs.
 """
 

@@ -196,6 +196,19 @@ class TransferConfig:
 
 
 @validated
+class CrossValConfig(TransferConfig):
+    """Patient-wise K-fold cross-validation over the training records (split=inter): the score every choice
+    of the patient-wise protocol is made on; the K fold models averaged are the final model, tested once."""
+
+    folds: Annotated[int, Field(ge=2, le=22), whole_number] = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.data.split != "inter":
+            raise ConfigError(f"cross-validation is by patient: split='inter', not {self.data.split!r}")
+
+
+@validated
 class EnsembleConfig:
     """Average the members' softmax/sigmoid outputs, then train the whole again."""
 

@@ -16,6 +16,7 @@ from typing import Any
 from ecg_mlflow.config import (
     PRETRAIN_DATASET,
     ClassifyConfig,
+    CrossValConfig,
     EnsembleConfig,
     EvaluateConfig,
     LabelEfficiencyConfig,
@@ -77,6 +78,15 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
         fixed=BASELINE_FIXED,
     ),
     EntryPoint(
+        "crossval",
+        "crossval",
+        CrossValConfig,
+        "ecg_mlflow.steps.crossval:run_crossval",
+        "Patient-wise K-fold cross-validation over the training records (a nested run per fold, no test figures); "
+        "the fold models averaged, tested once; registers ecg-<dataset>-<backbone>-cv.",
+        fixed={"split": "inter"},
+    ),
+    EntryPoint(
         "ensemble",
         "ensemble",
         EnsembleConfig,
@@ -94,6 +104,7 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
         "classify",
         "classify",
         ClassifyConfig,
+        CrossValConfig,
         "ecg_mlflow.steps.classify:run_classify",
         "Label every beat of a WFDB record with a trained classifier: WFDB annotations, a beats CSV and an ECG strip.",
         progress=True,

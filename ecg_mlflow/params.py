@@ -142,6 +142,7 @@ PARAMETER_HELP: dict[str, str] = {
     "min_epochs": "early stopping never ends a run before this many epochs (slow starters such as the LSTM)",
     "context": "second input beside each beat: none (the paper), rr (R-R intervals), rr_template (+ patient template)",
     "class_weight": "none, or balanced: loss weights inverse to class frequency (rare S, F beats)",
+    "folds": "patient-wise cross-validation folds over the training records (whole records, class mix balanced)",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

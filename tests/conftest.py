@@ -91,6 +91,24 @@ def synthetic_mitdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
+# Enough DS1 records for patient-wise cross-validation (3 folds), and two DS2 records to test on.
+PATIENTWISE_DS1: tuple[str, ...] = ("101", "106", "108", "109", "112", "114")
+PATIENTWISE_DS2: tuple[str, ...] = ("100", "103")
+
+
+@pytest.fixture(scope="session")
+def synthetic_patientwise_mitdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DATA_DIR whose mitdb/ holds 6 DS1 and 2 DS2 synthetic records (30 s each, every AAMI class)."""
+    data_dir = tmp_path_factory.mktemp("patientwise_data")
+    mitdb = data_dir / "mitdb"
+    mitdb.mkdir()
+    records = PATIENTWISE_DS1 + PATIENTWISE_DS2
+    for i, record in enumerate(records):
+        write_mit_record(mitdb, record, ["MLII", "V1"], seconds=30.0, seed=300 + i)
+    (mitdb / "RECORDS").write_text("\n".join(records) + "\n")
+    return data_dir
+
+
 # PTB records carry 15 signals: the 12 standard leads and the 3 Frank leads.
 @pytest.fixture
 def record_writer():

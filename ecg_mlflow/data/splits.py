@@ -13,6 +13,7 @@ from ecg_mlflow.data.errors import DataError
 DS1, DS2, PACED = MIT_DS1, MIT_DS2, MIT_PACED
 MIN_VAL_RECORDS = 3
 VAL_RECORD_DRAWS = 2000
+FOLD_DRAWS = 200
 REQUIRED_SHARE = 0.01  # classes with at least this share of the training records' beats must be in validation
 
 
@@ -153,3 +154,49 @@ def choose_validation_records(records: np.ndarray, y: np.ndarray, fraction: floa
 def split_train_test(y_train: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """When train/test are given (Kaggle MIT files): (train, val) indices within the training rows."""
     return _carve(np.arange(len(y_train)), np.asarray(y_train), val_fraction, seed + 1)
+
+
+def patient_folds(records: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """The cross-validation fold (0..folds-1) of every beat: whole records, class mix balanced, seeded.
+
+    Of FOLD_DRAWS seeded draws, each putting the records in a random order into the fold whose class
+    counts (and beat total) stay nearest an equal share, the draw that strays least wins. Only the
+    labels of the records given are read. scikit-learn's StratifiedGroupKFold balances the same way,
+    but its shuffle only breaks ties, so another seed does not give another assignment; repeated
+    cross-validation needs one that does.
+    """
+    records, y = np.asarray(records), np.asarray(y)
+    names, row_record = np.unique(records, return_inverse=True)
+    if len(names) < folds:
+        raise DataError(
+            f"{folds}-fold cross-validation by patient needs at least {folds} training records, found {len(names)} "
+            f"({' '.join(names[:8].tolist())}); use fewer folds"
+        )
+    classes, row_class = np.unique(y, return_inverse=True)
+    counts = np.zeros((len(names), len(classes) + 1))
+    np.add.at(counts, (row_record, row_class), 1.0)
+    counts[:, -1] = counts[:, :-1].sum(axis=1)  # the beat total: folds of similar size
+    target = counts.sum(axis=0) / folds
+    rng = np.random.default_rng(seed)
+    best: tuple[float, np.ndarray] | None = None
+    for _ in range(FOLD_DRAWS):
+        assignment = _greedy_folds(counts, target, rng.permutation(len(names)), folds)
+        fold_counts = np.stack([counts[assignment == f].sum(axis=0) for f in range(folds)])
+        score = float(np.sum(((fold_counts - target) / target) ** 2))
+        if best is None or score < best[0]:
+            best = (score, assignment)
+    assert best is not None
+    return best[1][row_record]
+
+
+def _greedy_folds(counts: np.ndarray, target: np.ndarray, order: np.ndarray, folds: int) -> np.ndarray:
+    """Records in `order`, each to the fold where it adds least to the squared relative shortfall/excess."""
+    fold_counts = np.zeros((folds, counts.shape[1]))
+    assignment = np.full(len(counts), -1)
+    for record in order:
+        cost = np.sum(((fold_counts + counts[record] - target) / target) ** 2, axis=1)
+        cost -= np.sum(((fold_counts - target) / target) ** 2, axis=1)
+        fold = int(np.argmin(cost))
+        fold_counts[fold] += counts[record]
+        assignment[record] = fold
+    return assignment

@@ -35,7 +35,7 @@ from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_mod
 log = logging.getLogger(__name__)
 
 STEP = "evaluate"
-MODEL_STEPS = ("transfer", "ensemble")
+MODEL_STEPS = ("transfer", "crossval", "ensemble")
 UPSTREAM_RUN_TAG = "ecg_mlflow.upstream_run_id"
 UPSTREAM_URI_TAG = "ecg_mlflow.upstream_model_uri"
 PER_RECORD_FILE = "per_record.csv"

@@ -96,6 +96,8 @@ def run_pretrain(
         log_dataset_input(dataset, context="train")
         train_beats, val_beats = split_beats(dataset.x_train, config.rep_val_fraction, config.seed)
         log_new_params({"rep_train_beats": len(train_beats), "rep_val_beats": len(val_beats)})
+        # Which patients the encoder saw (unlabelled): a cross-validation reads it to name its protocol.
+        log_new_params({"pretrain_records": ",".join(sorted(set(dataset.records_train.tolist()) - {""}))})
         log_new_params(encoder_params(config.model))
 
         train_batches = RepresentationBatches(train_beats, config.transforms, config.batch_size, config.seed)

@@ -137,23 +137,71 @@ def majority_macro_f1(y_true: np.ndarray, majority: int, n_classes: int) -> floa
 
 
 def flag_if_learned_nothing(metrics: dict[str, float]) -> bool:
-    """Tag the active run (and warn on stderr) when it is no better than the majority answer on val or test."""
+    """Tag the active run (and warn on stderr) when it is no better than the majority answer on the splits
+    it was evaluated on (validation; test too for a final model)."""
+    scores = {"val": "val_macro_f1_selected", "test": "test_macro_f1"}
+    checked = {split: score for split, score in scores.items() if score in metrics}
     nothing = any(
         metrics[score] <= metrics[f"{split}_majority_macro_f1"] + LEARNED_NOTHING_MARGIN
-        for split, score in (("val", "val_macro_f1_selected"), ("test", "test_macro_f1"))
+        for split, score in checked.items()
     )
     mlflow.set_tag(LEARNED_NOTHING_TAG, str(nothing).lower())
     if nothing:
+        found = ", ".join(
+            f"{split} macro-F1 {metrics[score]:.3f} (majority {metrics[f'{split}_majority_macro_f1']:.3f})"
+            for split, score in checked.items()
+        )
         log.warning(
-            "this model learned nothing: validation macro-F1 %.3f and test macro-F1 %.3f are no better than "
-            "always answering the most common class (%.3f / %.3f); train longer (epochs, min_epochs) or check "
-            "the learning rate",
-            metrics["val_macro_f1_selected"],
-            metrics["test_macro_f1"],
-            metrics["val_majority_macro_f1"],
-            metrics["test_majority_macro_f1"],
+            "this model learned nothing: %s is no better than always answering the most common class; train "
+            "longer (epochs, min_epochs) or check the learning rate",
+            found,
         )
     return nothing
+
+
+def log_selection(
+    model: keras.Model,
+    val: LabelledBeats,
+    dataset: BeatDataset,
+    history: dict[str, list[float]],
+    majority: int = 0,
+) -> tuple[dict[str, float], np.ndarray]:
+    """The figures the model was chosen on (validation only), logged; and its validation probabilities.
+
+    This is all a model that is compared (a fold, a trial) ever computes: no test split.
+    """
+    n_classes = len(dataset.class_names)
+    val_curve = history.get(VAL_MACRO_F1, [])
+    summary = {}
+    if val_curve:
+        best = int(np.argmax(val_curve))
+        summary = {"best_val_macro_f1": float(val_curve[best]), "best_epoch": float(best + 1)}
+    proba = predict_proba(model, val.x, n_classes, context=val.context)
+    val_eval = evaluate_predictions(
+        val.y, proba, dataset.class_names, "val_", headline_classes=dataset.headline_classes
+    )
+    summary.update(_selected(val_eval.metrics))
+    summary["val_majority_macro_f1"] = majority_macro_f1(val.y, majority, n_classes)
+    mlflow.log_metrics(summary)
+    return summary, proba
+
+
+def log_test_evaluation(
+    model: keras.Model, test: LabelledBeats, dataset: BeatDataset, history: dict[str, list[float]] | None, majority: int
+) -> dict[str, float]:
+    """The final model's one look at the test split: the EC57 figures, confusion matrices and curves."""
+    n_classes = len(dataset.class_names)
+    evaluation: Evaluation = evaluate_predictions(
+        test.y,
+        predict_proba(model, test.x, n_classes, context=test.context),
+        dataset.class_names,
+        "test_",
+        headline_classes=dataset.headline_classes,
+    )
+    log_evaluation(evaluation, history)
+    figures = {**evaluation.metrics, "test_majority_macro_f1": majority_macro_f1(test.y, majority, n_classes)}
+    mlflow.log_metric("test_majority_macro_f1", figures["test_majority_macro_f1"])
+    return figures
 
 
 def evaluate_and_log(
@@ -164,37 +212,13 @@ def evaluate_and_log(
     history: dict[str, list[float]],
     majority: int = 0,
 ) -> dict[str, float]:
-    """Selection summary (validation) and the test-split evaluation, logged to the active run.
+    """Selection summary (validation) and the test-split evaluation of a final model, logged to the active run.
 
     `majority` is the training labels' most common class: both splits are compared with always
     answering it, and a run no better than that is tagged ecg_mlflow.learned_nothing=true.
     """
-    n_classes = len(dataset.class_names)
-    val_curve = history.get(VAL_MACRO_F1, [])
-    summary = {}
-    if val_curve:
-        best = int(np.argmax(val_curve))
-        summary = {"best_val_macro_f1": float(val_curve[best]), "best_epoch": float(best + 1)}
-    val_eval = evaluate_predictions(
-        val.y,
-        predict_proba(model, val.x, n_classes, context=val.context),
-        dataset.class_names,
-        "val_",
-        headline_classes=dataset.headline_classes,
-    )
-    summary.update(_selected(val_eval.metrics))
-    summary["val_majority_macro_f1"] = majority_macro_f1(val.y, majority, n_classes)
-    summary["test_majority_macro_f1"] = majority_macro_f1(test.y, majority, n_classes)
-    mlflow.log_metrics(summary)
-    evaluation: Evaluation = evaluate_predictions(
-        test.y,
-        predict_proba(model, test.x, n_classes, context=test.context),
-        dataset.class_names,
-        "test_",
-        headline_classes=dataset.headline_classes,
-    )
-    log_evaluation(evaluation, history)
-    metrics = {**summary, **evaluation.metrics}
+    summary, _ = log_selection(model, val, dataset, history, majority)
+    metrics = {**summary, **log_test_evaluation(model, test, dataset, history, majority)}
     flag_if_learned_nothing(metrics)
     return metrics
 

@@ -119,6 +119,33 @@ def context_spec(kind: str, train: LabelledBeats) -> ContextSpec | None:
     return None if train.context is None else ContextSpec.fit(CONTEXT_KINDS[kind], train.context)
 
 
+def train_classifier(
+    config: TransferConfig,
+    upstream: UpstreamRun | None,
+    train: LabelledBeats,
+    val: LabelledBeats,
+    n_classes: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 2,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Build the classifier of `config` on its starting encoder and fit it, selecting on `val` alone.
+
+    Logs the encoder's sizes and its starting weights' digest to the active run. Shared by `transfer`
+    and by every fold of a cross-validation, so a fold trains exactly as a transfer run does.
+    """
+    encoder, model_config = build_transfer_encoder(config, upstream)
+    log_new_params(encoder_params(model_config))
+    mlflow.set_tag("ecg_mlflow.init_encoder_digest", weights_digest(encoder))
+    classifier = build_classifier(encoder, n_classes, freeze=config.freeze, context=context_spec(config.context, train))
+    steps_per_epoch = math.ceil(len(train.y) / config.batch_size)
+    rate = learning_rate(config.lr_schedule, config.learning_rate, config.epochs, steps_per_epoch)
+    model = compile_classifier(classifier, n_classes, rate, STEPS_PER_EXECUTION)
+    settings = FitSettings(
+        config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs, seed=config.seed
+    )
+    return model, fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
+
+
 def run_transfer(
     config: TransferConfig,
     *,
@@ -145,21 +172,7 @@ def run_transfer(
         if config.data.split == "inter":  # validation by whole records: which patients chose the model
             mlflow.log_param("val_records", ",".join(sorted(set(dataset.records_val))))
 
-        encoder, model_config = build_transfer_encoder(config, upstream)
-        log_new_params(encoder_params(model_config))
-        mlflow.set_tag("ecg_mlflow.init_encoder_digest", weights_digest(encoder))
-        n_classes = len(dataset.class_names)
-        classifier = build_classifier(
-            encoder, n_classes, freeze=config.freeze, context=context_spec(config.context, train)
-        )
-        steps_per_epoch = math.ceil(len(train.y) / config.batch_size)
-        rate = learning_rate(config.lr_schedule, config.learning_rate, config.epochs, steps_per_epoch)
-        model = compile_classifier(classifier, n_classes, rate, STEPS_PER_EXECUTION)
-
-        settings = FitSettings(
-            config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs, seed=config.seed
-        )
-        history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
+        model, history = train_classifier(config, upstream, train, val, len(dataset.class_names), callbacks, verbose)
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)

@@ -3,6 +3,7 @@
 Naming (documented in README):
   ecg-ssl-<backbone>           self-supervised encoders (pretrain)
   ecg-<dataset>-<backbone>     supervised classifiers (transfer)
+  ecg-<dataset>-<backbone>-cv  the fold models of a patient-wise cross-validation, averaged (crossval)
   ecg-<dataset>-ensemble       averaged ensembles
 Each step points the alias `current` at the version it registers (transfer runs
 from scratch point `scratch` instead), so `models:/ecg-ssl-cnn@current` is always
@@ -27,6 +28,11 @@ def classifier_model_name(dataset: str, backbone: str) -> str:
     return f"ecg-{dataset}-{backbone}"
 
 
+def crossval_model_name(dataset: str, backbone: str) -> str:
+    """The fold models of a patient-wise cross-validation, averaged (steps/crossval.py)."""
+    return f"ecg-{dataset}-{backbone}-cv"
+
+
 def ensemble_model_name(dataset: str) -> str:
     return f"ecg-{dataset}-ensemble"
 
@@ -40,6 +46,12 @@ def registered_model_description(name: str) -> str:
             f"applied to a beat. Alias {CURRENT_ALIAS}: the newest pretraining; transfer starts from it."
         )
     dataset, _, backbone = kind.partition("-")
+    if backbone.endswith("-cv"):
+        return (
+            f"{backbone.removesuffix('-cv')} classifiers for {dataset} from a patient-wise cross-validation: the "
+            f"fold models averaged. Alias {CURRENT_ALIAS}: the newest from a pretrained encoder; alias "
+            f"{SCRATCH_ALIAS}: the newest from scratch."
+        )
     if backbone == "ensemble":
         return f"Averaging ensembles of {dataset} classifiers, trained again. Alias {CURRENT_ALIAS}: the newest."
     return (

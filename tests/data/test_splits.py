@@ -11,6 +11,7 @@ from ecg_mlflow.data.splits import (
     DS2,
     PACED,
     choose_validation_records,
+    patient_folds,
     split_inter,
     split_intra,
     stratified_sample,
@@ -114,3 +115,81 @@ def test_the_validation_choice_never_reads_the_test_records_labels() -> None:
     a = split_inter(records, y, val_fraction=0.1, seed=0)
     b = split_inter(records, shuffled, val_fraction=0.1, seed=0)
     assert np.array_equal(a.val, b.val) and np.array_equal(a.train, b.train)
+
+
+def _patients(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """22 records with MIT-like uneven class mixes: a few hold most S beats, others most V beats."""
+    rng = np.random.default_rng(seed)
+    records, labels = [], []
+    for i in range(22):
+        counts = [rng.integers(1000, 3000), rng.integers(0, 40), rng.integers(0, 60), rng.integers(0, 5)]
+        counts[1] += 400 if i % 7 == 0 else 0  # S concentrated in records 0, 7, 14, 21
+        counts[2] += 500 if i % 5 == 1 else 0
+        records += [f"r{i:02d}"] * int(sum(counts))
+        labels += [c for c, n in enumerate(counts) for _ in range(int(n))]
+    return np.array(records), np.array(labels)
+
+
+def _imbalance(records: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -> float:
+    """How far the folds' class shares stray from the whole's (summed absolute deviation)."""
+    overall = np.bincount(y, minlength=4) / len(y)
+    return sum(
+        np.abs(np.bincount(y[fold_of == f], minlength=4) / np.sum(fold_of == f) - overall).sum()
+        for f in np.unique(fold_of)
+    )
+
+
+def test_patient_folds_hold_out_whole_records_each_once() -> None:
+    records, y = _patients()
+    fold_of = patient_folds(records, y, folds=5, seed=0)
+    assert set(fold_of.tolist()) == {0, 1, 2, 3, 4}  # every beat has a fold; no fold is empty
+    for record in np.unique(records):
+        assert len(set(fold_of[records == record].tolist())) == 1  # a record is in one fold only
+
+
+def test_patient_folds_balance_the_class_mix_better_than_random_records() -> None:
+    records, y = _patients()
+    names = np.unique(records)
+    balanced = np.mean([_imbalance(records, y, patient_folds(records, y, 5, seed)) for seed in range(5)])
+    rng = np.random.default_rng(1)
+    random_folds = []
+    for _ in range(20):
+        assignment = dict(zip(names, rng.permutation(np.arange(len(names)) % 5), strict=True))
+        random_folds.append(_imbalance(records, y, np.array([assignment[r] for r in records])))
+    assert balanced < 0.7 * np.mean(random_folds)
+    for fold in range(5):  # the rare, concentrated classes reach every fold
+        held = patient_folds(records, y, 5, seed=0) == fold
+        assert {1, 2} <= set(y[held].tolist())
+
+
+def test_patient_folds_are_repeatable_from_the_seed() -> None:
+    records, y = _patients()
+    assert np.array_equal(patient_folds(records, y, 5, seed=3), patient_folds(records, y, 5, seed=3))
+    assert not np.array_equal(patient_folds(records, y, 5, seed=3), patient_folds(records, y, 5, seed=4))
+
+
+def test_more_folds_than_records_is_a_data_error_naming_the_fix() -> None:
+    records, y = np.array(["a", "a", "b", "c"]), np.array([0, 1, 0, 1])
+    with pytest.raises(DataError, match="at least 4 training records, found 3.*fewer folds"):
+        patient_folds(records, y, folds=4, seed=0)
+
+
+@pytest.mark.realdata
+def test_patient_folds_on_the_real_ds1_records(real_data_dir) -> None:
+    """The 22 DS1 records' reference labels (annotations only): 5 folds, each with N, S and V beats."""
+    import wfdb
+
+    from ecg_mlflow.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
+
+    records, y = [], []
+    for record in DS1:
+        symbols = wfdb.rdann(str(real_data_dir / "mitdb" / record), "atr").symbol
+        classes = [AAMI_CLASSES.index(SYMBOL_TO_AAMI[s]) for s in symbols if s in SYMBOL_TO_AAMI]
+        records += [record] * len(classes)
+        y += classes
+    records, y = np.array(records), np.array(y)
+    fold_of = patient_folds(records, y, folds=5, seed=42)
+    held_out = [sorted(set(records[fold_of == f].tolist())) for f in range(5)]
+    assert sorted(r for fold in held_out for r in fold) == sorted(DS1)
+    for fold in range(5):
+        assert {0, 1, 2} <= set(y[fold_of == fold].tolist()), held_out[fold]

@@ -1,0 +1,219 @@
+"""The `crossval` step: patient-wise K-fold cross-validation over the training records, the fold models averaged.
+
+Why: three held-out records cannot tell configurations apart. Three seeds of one configuration
+scored the same to 0.005 on them while their DS2 macro-F1(N,S,V) spread over 0.62-0.70 (issue 21).
+Here every training record is held out once. A configuration is chosen on the mean over K folds of
+whole patients, and the spread over folds says how far a difference can be trusted.
+
+- Each fold is a nested run that trains exactly as `transfer` does (`train_classifier`). It is
+  early-stopped on its own held-out records and computes no test metric: folds are compared, never
+  tested.
+- The parent logs the cross-validation figures: the mean and sd over folds (`cv_<figure>_mean`,
+  `cv_<figure>_std`), and the out-of-fold figures, where each training beat is predicted by the fold
+  model that never saw its patient (`cv_oof_*`).
+- The K fold models, averaged with no retraining, are the final model. It is tested once on the test
+  records, logged, registered as `ecg-<dataset>-<backbone>-cv` and served like any other classifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+
+from ecg_mlflow.config import CrossValConfig
+from ecg_mlflow.data.dataset import BeatDataset, class_counts, load_dataset
+from ecg_mlflow.data.splits import patient_folds
+from ecg_mlflow.evaluation import evaluate_predictions
+from ecg_mlflow.models.classifier import build_ensemble
+from ecg_mlflow.params import flatten_config
+from ecg_mlflow.steps.result import StepResult
+from ecg_mlflow.steps.supervised import (
+    LabelledBeats,
+    flag_if_learned_nothing,
+    headline,
+    log_classifier,
+    log_selection,
+    log_test_evaluation,
+    split_beats,
+)
+from ecg_mlflow.steps.training import seed_everything
+from ecg_mlflow.steps.transfer import (
+    UPSTREAM_RUN_TAG,
+    UPSTREAM_URI_TAG,
+    label_subset,
+    resolve_pretrain_run,
+    train_classifier,
+    transfer_run_name,
+)
+from ecg_mlflow.tracking.datasets import log_dataset_input
+from ecg_mlflow.tracking.registry import CURRENT_ALIAS, SCRATCH_ALIAS, crossval_model_name
+from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
+from ecg_mlflow.tracking.upstream import UpstreamRun
+
+log = logging.getLogger(__name__)
+
+STEP = "crossval"
+FOLD_STEP = "crossval_fold"
+FOLD_TAG = "ecg_mlflow.fold"
+PRETRAINING_TAG = "ecg_mlflow.pretraining_protocol"  # inductive / transductive: did pretraining see held-out folds?
+CV_DIR = "crossval"
+# The selection figures of a fold (supervised.log_selection) summarised over folds on the parent.
+FOLD_FIGURES = (
+    "val_macro_f1_nsv_selected",
+    "val_macro_f1_selected",
+    "val_se_S_selected",
+    "val_ppv_S_selected",
+    "val_se_V_selected",
+    "val_ppv_V_selected",
+    "best_epoch",
+)
+CV_SCORE = "cv_macro_f1_nsv_mean"  # what every choice of the patient-wise protocol is made on
+
+
+def development_beats(dataset: BeatDataset, context: str) -> tuple[LabelledBeats, np.ndarray]:
+    """Every beat of the training records (the inter split's train and validation parts), and its record."""
+    parts = [split_beats(dataset, split, context) for split in ("train", "val")]
+    context_rows = None if parts[0].context is None else np.concatenate([p.context for p in parts])
+    beats = LabelledBeats(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), context_rows)
+    return beats, np.concatenate([dataset.records_train, dataset.records_val])
+
+
+def summarise_folds(fold_figures: Sequence[dict[str, float]]) -> dict[str, float]:
+    """cv_<figure>_mean and cv_<figure>_std (population sd over folds) of each selection figure."""
+    summary = {}
+    for name in FOLD_FIGURES:
+        values = [f[name] for f in fold_figures if name in f]
+        if values:
+            short = name.removeprefix("val_").removesuffix("_selected")
+            summary[f"cv_{short}_mean"] = float(np.mean(values))
+            summary[f"cv_{short}_std"] = float(np.std(values))
+    return summary
+
+
+def pretraining_protocol(upstream: UpstreamRun | None, held_out_records: set[str]) -> str:
+    """'none' (scratch); 'transductive' when the encoder's pretraining saw held-out records' beats, else inductive."""
+    if upstream is None:
+        return "none"
+    seen = set(filter(None, upstream.params.get("pretrain_records", "").split(",")))
+    if not seen:  # pretrain runs before the records were logged: they read the whole training split
+        return "transductive"
+    return "transductive" if seen & held_out_records else "inductive"
+
+
+def fold_table(records: np.ndarray, y: np.ndarray, fold_of: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:
+    """One row per fold: its held-out records and beats per class (the fold assignment, for the UI)."""
+    rows = []
+    for fold in range(int(fold_of.max()) + 1):
+        held = fold_of == fold
+        rows.append(
+            {"fold": fold + 1, "records": " ".join(sorted(set(records[held].tolist())))}
+            | {f"n_{k}": v for k, v in class_counts(y[held], class_names).items()}
+        )
+    return pd.DataFrame(rows)
+
+
+def run_fold(
+    config: CrossValConfig,
+    upstream: UpstreamRun | None,
+    dataset: BeatDataset,
+    pool: tuple[LabelledBeats, np.ndarray],
+    held: np.ndarray,
+    fold: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 2,
+) -> tuple[keras.Model, dict[str, float], np.ndarray]:
+    """Train on every training record but the fold's, select on the fold's: a nested run, no test figures.
+
+    -> (the fold's model, its selection figures, its probabilities for the held-out beats).
+    """
+    beats, records = pool
+    train = label_subset(beats.subset(np.flatnonzero(~held)), config.label_fraction, config.seed)
+    val = beats.subset(np.flatnonzero(held))
+    params = {**flatten_config(config), "fold": fold + 1}
+    with step_run(FOLD_STEP, params, run_name=f"fold-{fold + 1}-of-{config.folds}"):
+        mlflow.set_tag(FOLD_TAG, str(fold + 1))
+        mlflow.log_params({"val_records": ",".join(sorted(set(records[held].tolist()))), "train_beats": len(train.y)})
+        seed_everything(config.seed + fold)
+        model, history = train_classifier(config, upstream, train, val, len(dataset.class_names), callbacks, verbose)
+        figures, proba = log_selection(model, val, dataset, history, majority=train.majority)
+        flag_if_learned_nothing(figures)
+    return model, figures, proba
+
+
+def run_crossval(
+    config: CrossValConfig,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    register: bool = True,
+    verbose: int = 2,
+) -> StepResult:
+    params = flatten_config(config)
+    run_name = f"cv{config.folds}-{transfer_run_name(config).removesuffix('-inter')}"
+    with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
+        upstream = resolve_pretrain_run(config) if config.init == "pretrained" else None
+        if upstream is not None:
+            mlflow.set_tags({UPSTREAM_RUN_TAG: upstream.run_id, UPSTREAM_URI_TAG: upstream.model_uri})
+            mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
+        seed_everything(config.seed)
+        dataset = load_dataset(config.data, progress=verbose > 0)
+        for context in ("train", "val", "test"):
+            log_dataset_input(dataset, context=context)
+        beats, records = development_beats(dataset, config.context)
+        fold_of = patient_folds(records, beats.y, config.folds, config.data.split_seed)
+        mlflow.set_tag(PRETRAINING_TAG, pretraining_protocol(upstream, set(records.tolist())))
+        log_fold_table(fold_table(records, beats.y, fold_of, dataset.class_names))
+
+        models, figures = [], []
+        out_of_fold = np.zeros((len(beats.y), len(dataset.class_names)), dtype=np.float32)
+        for fold in range(config.folds):
+            held = fold_of == fold
+            model, fold_figures, proba = run_fold(
+                config, upstream, dataset, (beats, records), held, fold, callbacks, verbose
+            )
+            models.append(model)
+            figures.append(fold_figures)
+            out_of_fold[held] = proba
+        cv = summarise_folds(figures) | out_of_fold_figures(beats.y, out_of_fold, dataset)
+        mlflow.log_metrics(cv)
+
+        averaged = build_ensemble(models, len(dataset.class_names))
+        test = split_beats(dataset, "test", config.context)
+        metrics = {**cv, **log_test_evaluation(averaged, test, dataset, None, beats.majority)}
+        flag_if_learned_nothing(metrics)
+        alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
+        name = crossval_model_name(config.data.dataset, config.backbone)
+        sample = beats.subset(np.arange(min(8, len(beats.y))))
+        model_uri, version = log_classifier(
+            averaged, sample, (dataset.class_names, config.context), name, alias, register, run.info.run_id
+        )
+        describe_run(
+            f"{config.folds}-fold patient-wise cross-validation of the {config.backbone} classifier ("
+            f"init={config.init}, context={config.context}, class_weight={config.class_weight}): CV macro-F1(N,S,V) "
+            f"{cv.get(CV_SCORE, float('nan')):.3f} ± {cv.get('cv_macro_f1_nsv_std', float('nan')):.3f} over folds. "
+            f"The {config.folds} fold models averaged, tested once: {headline(metrics)}."
+        )
+        return StepResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, registered_version=version)
+
+
+def out_of_fold_figures(y: np.ndarray, proba: np.ndarray, dataset: BeatDataset) -> dict[str, float]:
+    """Every training beat predicted by the fold model that never saw its patient: pooled CV figures (cv_oof_*)."""
+    evaluation = evaluate_predictions(
+        y, proba, dataset.class_names, "cv_oof_", headline_classes=dataset.headline_classes
+    )
+    keep = ("accuracy", "macro_f1", "macro_f1_nsv", "se_S", "ppv_S", "se_V", "ppv_V")
+    return {f"cv_oof_{k}": evaluation.metrics[f"cv_oof_{k}"] for k in keep if f"cv_oof_{k}" in evaluation.metrics}
+
+
+def log_fold_table(table: pd.DataFrame) -> None:
+    """crossval/folds.csv on the parent run: which records each fold held out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "folds.csv"
+        table.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), CV_DIR)

@@ -1,0 +1,92 @@
+"""The crossval step in-process on synthetic DS1/DS2 records: folds as nested runs without test figures,
+the averaged model tested once, registered and served."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ecg_mlflow.config import CrossValConfig, DataConfig
+from ecg_mlflow.errors import ConfigError
+from ecg_mlflow.steps.crossval import run_crossval
+
+DS1_RECORDS = ("101", "106", "108", "109", "112", "114")  # tests/conftest.py PATIENTWISE_DS1
+DS2_RECORDS = ("100", "103")
+
+
+@pytest.fixture(scope="module")
+def crossval(tmp_path_factory, synthetic_patientwise_mitdb):
+    """One 3-fold cross-validation of the MLP with rhythm context, on a real sqlite tracking store."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('cv_tracking')}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("ECG_DATA_DIR", str(synthetic_patientwise_mitdb))
+        mlflow.set_tracking_uri(uri)
+        config = CrossValConfig(
+            backbone="mlp",
+            init="scratch",
+            epochs=2,
+            min_epochs=0,
+            batch_size=16,
+            context="rr",
+            class_weight="balanced",
+            folds=3,
+            data=DataConfig(split="inter"),
+        )
+        yield run_crossval(config, verbose=0)
+        mlflow.set_tracking_uri(None)
+
+
+def _folds(parent_id: str) -> list:
+    client = MlflowClient()
+    experiment = client.get_run(parent_id).info.experiment_id
+    return client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def test_each_fold_is_a_nested_run_holding_out_whole_records_once(crossval) -> None:
+    folds = _folds(crossval.run_id)
+    assert len(folds) == 3 and all(f.info.status == "FINISHED" for f in folds)
+    assert {f.data.tags["ecg_mlflow.step"] for f in folds} == {"crossval_fold"}
+    held = [set(f.data.params["val_records"].split(",")) for f in folds]
+    assert set().union(*held) == set(DS1_RECORDS)  # every training record held out once ...
+    assert sum(len(h) for h in held) == len(DS1_RECORDS)  # ... and in one fold only
+    assert not set().union(*held) & set(DS2_RECORDS)  # the test records never
+
+
+def test_folds_compute_no_test_figures_only_the_averaged_model_does(crossval) -> None:
+    for fold in _folds(crossval.run_id):
+        assert "val_macro_f1_nsv_selected" in fold.data.metrics
+        assert not [name for name in fold.data.metrics if name.startswith("test_")]
+    parent = MlflowClient().get_run(crossval.run_id)
+    assert parent.data.tags["ecg_mlflow.step"] == "crossval" and parent.info.status == "FINISHED"
+    assert "test_macro_f1_nsv" in parent.data.metrics and "test_se_S" in parent.data.metrics
+
+
+def test_the_cv_score_is_the_mean_of_the_folds_with_its_spread(crossval) -> None:
+    scores = [f.data.metrics["val_macro_f1_nsv_selected"] for f in _folds(crossval.run_id)]
+    metrics = MlflowClient().get_run(crossval.run_id).data.metrics
+    assert metrics["cv_macro_f1_nsv_mean"] == pytest.approx(np.mean(scores))
+    assert metrics["cv_macro_f1_nsv_std"] == pytest.approx(np.std(scores))
+    assert 0.0 <= metrics["cv_oof_macro_f1_nsv"] <= 1.0
+
+
+def test_the_averaged_model_is_registered_and_serves_labels(crossval) -> None:
+    from ecg_mlflow.data.context import CONTEXT_KINDS
+
+    version = MlflowClient().get_model_version_by_alias("ecg-mit-mlp-cv", "scratch")
+    assert version.run_id == crossval.run_id
+    served = mlflow.pyfunc.load_model("models:/ecg-mit-mlp-cv@scratch")
+    beats = np.random.default_rng(0).random((4, 187)).astype(np.float32)
+    rhythm = np.ones((4, len(CONTEXT_KINDS["rr"])), dtype=np.float32)
+    table = served.predict({"beat": beats, "rhythm": rhythm})
+    assert list(table.columns) == ["label", "p_N", "p_S", "p_V", "p_F", "p_Q"]
+    assert np.allclose(table.filter(like="p_").sum(axis=1), 1.0, atol=1e-4)
+    keras_model = served.unwrap_python_model().keras_model
+    assert len([layer for layer in keras_model.layers if layer.name.startswith("member_")]) == 3
+
+
+def test_cross_validation_is_by_patient_only() -> None:
+    with pytest.raises(ConfigError, match="split='inter'"):
+        CrossValConfig(data=DataConfig(split="intra"))

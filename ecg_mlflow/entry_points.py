@@ -104,7 +104,6 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
         "classify",
         "classify",
         ClassifyConfig,
-        CrossValConfig,
         "ecg_mlflow.steps.classify:run_classify",
         "Label every beat of a WFDB record with a trained classifier: WFDB annotations, a beats CSV and an ECG strip.",
         progress=True,

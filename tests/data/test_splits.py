@@ -170,7 +170,7 @@ def test_patient_folds_are_repeatable_from_the_seed() -> None:
 
 def test_more_folds_than_records_is_a_data_error_naming_the_fix() -> None:
     records, y = np.array(["a", "a", "b", "c"]), np.array([0, 1, 0, 1])
-    with pytest.raises(DataError, match="at least 4 training records, found 3.*fewer folds"):
+    with pytest.raises(DataError, match=r"at least 4 training records, found 3.*fewer folds"):
         patient_folds(records, y, folds=4, seed=0)
 
 

@@ -22,6 +22,7 @@ from ecg_mlflow.data.databases import DATABASES, training_datasets
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
 from ecg_mlflow.models.catalog import BackboneConfig
+from ecg_mlflow.models.features import FEATURE_MODELS
 from ecg_mlflow.models.schedules import LR_SCHEDULES
 from ecg_mlflow.profiles import PROFILES, Profile
 from ecg_mlflow.transforms import TRANSFORM_NAMES, TransformConfig
@@ -206,6 +207,25 @@ class CrossValConfig(TransferConfig):
         super().__post_init__()
         if self.data.split != "inter":
             raise ConfigError(f"cross-validation is by patient: split='inter', not {self.data.split!r}")
+
+
+@validated
+class FeaturesConfig:
+    """A scikit-learn model on the context numbers alone (no beat samples): the baseline deep models must beat."""
+
+    estimator: Annotated[str, one_of(lambda: FEATURE_MODELS)] = "logistic"
+    context: Annotated[str, one_of(lambda: tuple(k for k in CONTEXTS if k != "none"))] = "rr_template"
+    class_weight: ClassWeight = "balanced"
+    folds: Annotated[int, Field(ge=0, le=22), whole_number] = 0  # 0: select on the split's validation part
+    seed: Int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        check_context(self.context, self.data.source)
+        if self.folds == 1 or (self.folds and self.data.split != "inter"):
+            raise ConfigError(
+                f"folds={self.folds}: cross-validation is by patient, K >= 2 folds with split='inter'; or folds=0"
+            )
 
 
 @validated

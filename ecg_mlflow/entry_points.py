@@ -19,6 +19,7 @@ from ecg_mlflow.config import (
     CrossValConfig,
     EnsembleConfig,
     EvaluateConfig,
+    FeaturesConfig,
     LabelEfficiencyConfig,
     MainConfig,
     PretrainConfig,
@@ -85,6 +86,14 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
         "Patient-wise K-fold cross-validation over the training records (a nested run per fold, no test figures); "
         "the fold models averaged, tested once; registers ecg-<dataset>-<backbone>-cv.",
         fixed={"split": "inter"},
+    ),
+    EntryPoint(
+        "features",
+        "features",
+        FeaturesConfig,
+        "ecg_mlflow.steps.features:run_features",
+        "The features baseline: a scikit-learn model on the context numbers alone (folds=K: patient-wise CV); "
+        "registers ecg-<dataset>-features-<estimator>.",
     ),
     EntryPoint(
         "ensemble",

@@ -143,6 +143,11 @@ PARAMETER_HELP: dict[str, str] = {
     "context": "second input beside each beat: none (the paper), rr (R-R intervals), rr_template (+ patient template)",
     "class_weight": "none, or balanced: loss weights inverse to class frequency (rare S, F beats)",
     "folds": "patient-wise cross-validation folds over the training records (whole records, class mix balanced)",
+    "estimator": "features model on the context numbers alone: logistic (regression) or boosting (boosted trees)",
+    "FeaturesConfig.folds": "0: fit on the training part, select on its validation part; K >= 2: K-fold "
+    "patient-wise CV over the training records (split=inter), then fit on them all",
+    "FeaturesConfig.context": "the numbers the model sees: rr (R-R intervals) or rr_template (+ likeness to the "
+    "patient's own beats)",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -275,3 +283,61 @@ def team_server() -> Iterator[dict[str, str]]:
     finally:
         server.stop(folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@contextlib.contextmanager
+def _serve_model(model_uri: str, tracking_uri: str, folder: Path) -> Iterator[tuple[str, Path]]:
+    port, log = _free_port(), folder / "server.log"
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # uvicorn
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
+    mlflow_cli = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [*mlflow_cli, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the model server did not come up:\n{log.read_text()[-3000:]}")
+                time.sleep(1)
+        yield f"http://127.0.0.1:{port}/invocations", log
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def model_server():
+    """`model_server(MODEL_URI, tracking_uri, folder)`: `mlflow models serve` on a free port of 127.0.0.1 as a
+    context manager giving (invocations URL, server log); the server is stopped on exit."""
+    return _serve_model
+
+
+@pytest.fixture(scope="session")
+def post_json():
+    """`post_json(url, body)` -> (HTTP status, JSON answer), for errors too."""
+    return _post

@@ -28,6 +28,8 @@ HEADLINE_METRICS = (
     "best_val",
     "val_mean",
     "val_acc_",
+    "cv_macro_f1_nsv",
+    "cv_oof_macro_f1_nsv",
 )
 
 

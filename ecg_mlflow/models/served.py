@@ -1,8 +1,9 @@
 """The served form of a classifier: beats as a user has them in, class names and probabilities out.
 
 MLflow's Keras flavour serves the raw network, which wants beats shaped (n, 187, 1), answers
-with unnamed numbers and prints a progress bar per request. This pyfunc wraps the trained Keras
-model (stored beside it as `classifier.keras`) and:
+with unnamed numbers and prints a progress bar per request. This pyfunc wraps the trained model
+(a Keras network stored beside it as `classifier.keras`, or a scikit-learn model on the context
+numbers alone, `classifier.joblib`: models/features.py) and, whichever it is:
 - takes beats as lists of 187 numbers (or (n, 187, 1)); a model with rhythm context takes
   {"beat": [...], "rhythm": [...]} with the context columns named in the run's description;
 - returns one row per beat: `label` (the class name) and `p_<class>` for every class;
@@ -10,7 +11,7 @@ model (stored beside it as `classifier.keras`) and:
 
 It is logged as code (MLflow's "models from code"): this file is copied into the model and run
 when the model loads, so it imports nothing from ecg_mlflow and a served model needs only
-numpy, pandas, keras and mlflow. The package imports `class_probabilities` from here, so the
+numpy, pandas, mlflow and keras (or scikit-learn). The package imports `class_probabilities` from here, so the
 served model and the training steps turn a sigmoid into two class probabilities the same way.
 """
 
@@ -27,7 +28,9 @@ import pandas as pd
 
 KERAS_ARTIFACT = "keras_model"
 LABELS_ARTIFACT = "labels"
+SKLEARN_ARTIFACT = "sklearn_model"
 KERAS_FILE = "classifier.keras"
+SKLEARN_FILE = "classifier.joblib"
 LABELS_FILE = "labels.json"
 BEAT_INPUT = "beat"
 CONTEXT_INPUT = "rhythm"
@@ -75,6 +78,14 @@ def served_inputs(model_input: Any, beat_length: int, context_width: int) -> dic
     return inputs
 
 
+def features_probabilities(features_model: Any, rhythm: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, n_classes) from a scikit-learn model fitted on integer labels; classes it never saw get 0."""
+    probs = np.zeros((len(rhythm), n_classes), dtype=np.float32)
+    if len(rhythm):
+        probs[:, np.asarray(features_model.classes_, dtype=np.int64)] = features_model.predict_proba(rhythm)
+    return probs
+
+
 def label_table(probs: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     """One row per beat: the most likely class's name, then the probability of every class."""
     table = pd.DataFrame(probs, columns=[f"{PROBABILITY_PREFIX}{name}" for name in class_names])
@@ -83,32 +94,56 @@ def label_table(probs: np.ndarray, class_names: list[str]) -> pd.DataFrame:
 
 
 class BeatClassifier(mlflow.pyfunc.PythonModel):
-    """Serve a trained classifier: beats (and rhythm context) in, labels and probabilities out."""
+    """Serve a trained classifier: beats (and rhythm context) in, labels and probabilities out.
+
+    The model is a Keras network (`keras_model`) or a scikit-learn model on the context numbers
+    alone (`features_model`, None for a network); both take the same request and give the same table.
+    """
+
+    keras_model: Any = None
+    features_model: Any = None
+    beat_length: int = 187
 
     @classmethod
-    def around(cls, keras_model: Any, class_names: list[str], context_names: list[str]) -> BeatClassifier:
+    def around(cls, model: Any, class_names: list[str], context_names: list[str]) -> BeatClassifier:
         """The wrapper around a model in memory (for logging it, and for benchmarks), as load_context makes it."""
         wrapper = cls()
-        wrapper.keras_model, wrapper.class_names, wrapper.context_names = keras_model, class_names, context_names
+        if hasattr(model, "predict_proba") and not hasattr(model, "layers"):
+            wrapper.features_model = model
+        else:
+            wrapper.keras_model = model
+            wrapper.beat_length = int(next(t for t in model.inputs if t.name == BEAT_INPUT).shape[1])
+        wrapper.class_names, wrapper.context_names = class_names, context_names
         return wrapper
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        labels = json.loads(Path(context.artifacts[LABELS_ARTIFACT]).read_text())
+        self.class_names: list[str] = labels["class_names"]
+        self.context_names: list[str] = labels["context_names"]
+        self.beat_length = int(labels.get("beat_length", 187))
+        if SKLEARN_ARTIFACT in context.artifacts:
+            import joblib
+
+            self.features_model = joblib.load(context.artifacts[SKLEARN_ARTIFACT])
+            return
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
 
         self.keras_model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        labels = json.loads(Path(context.artifacts[LABELS_ARTIFACT]).read_text())
-        self.class_names: list[str] = labels["class_names"]
-        self.context_names: list[str] = labels["context_names"]
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-        """Labels and probabilities for the posted beats (see served_inputs for what may be posted)."""
-        beat_length = int(next(t for t in self.keras_model.inputs if t.name == BEAT_INPUT).shape[1])
-        inputs = served_inputs(model_input, beat_length, len(self.context_names))
+    def probabilities(self, model_input: Any) -> np.ndarray:
+        """(n, n_classes) class probabilities for what a client sent (see served_inputs)."""
+        inputs = served_inputs(model_input, self.beat_length, len(self.context_names))
+        if self.features_model is not None:
+            return features_probabilities(self.features_model, inputs[CONTEXT_INPUT], len(self.class_names))
         names = [t.name for t in self.keras_model.inputs]
         feed = inputs if len(names) > 1 else inputs[BEAT_INPUT]
         outputs = self.keras_model.predict(feed, batch_size=1024, verbose=0)
-        return label_table(class_probabilities(outputs, len(self.class_names)), self.class_names)
+        return class_probabilities(outputs, len(self.class_names))
+
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+        """Labels and probabilities for the posted beats (see served_inputs for what may be posted)."""
+        return label_table(self.probabilities(model_input), self.class_names)
 
 
 mlflow.models.set_model(BeatClassifier())

@@ -23,7 +23,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import wfdb
-from mlflow.exceptions import MlflowException
 from sklearn.metrics import accuracy_score
 
 from ecg_mlflow.config import ClassifyConfig
@@ -32,8 +31,8 @@ from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.physionet import RecordSignal, beats_from_signal, has_annotations, read_any_record
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, LABEL_COLUMN
 from ecg_mlflow.steps.result import StepResult
+from ecg_mlflow.tracking.classifiers import load_served
 from ecg_mlflow.tracking.runs import describe_run, step_run
-from ecg_mlflow.tracking.upstream import UpstreamError
 
 ANNOTATION_EXTENSION = "cls"
 CLASSIFY_EXPERIMENT = "ecg-classify"
@@ -51,20 +50,6 @@ class RecordLabels:
     table: pd.DataFrame
     peaks_from: str  # "annotations (atr)" or "QRS detector"
     seconds: dict[str, float] = field(default_factory=dict)  # read, segment, classify
-
-
-def load_served(model_uri: str) -> Any:
-    """The served classifier (models/served.BeatClassifier) behind `model_uri`; UpstreamError if it is not one."""
-    try:
-        wrapper = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
-    except MlflowException as error:
-        raise UpstreamError(
-            f"{model_uri}: cannot load it as a served classifier ({error.message.splitlines()[0]}); "
-            "use a transfer or ensemble model, e.g. models:/ecg-mit-cnn@current"
-        ) from None
-    if not hasattr(wrapper, "keras_model") or not hasattr(wrapper, "class_names"):
-        raise UpstreamError(f"{model_uri} is not a classifier of this project; use a transfer or ensemble model")
-    return wrapper
 
 
 def classify_signal(

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import mlflow
@@ -31,7 +33,7 @@ from ecg_mlflow.config import CrossValConfig
 from ecg_mlflow.data.dataset import BeatDataset, class_counts, load_dataset
 from ecg_mlflow.data.splits import patient_folds
 from ecg_mlflow.evaluation import evaluate_predictions
-from ecg_mlflow.models.classifier import build_ensemble
+from ecg_mlflow.models.classifier import build_ensemble, predict_proba
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import (
@@ -119,32 +121,70 @@ def fold_table(records: np.ndarray, y: np.ndarray, fold_of: np.ndarray, class_na
     return pd.DataFrame(rows)
 
 
-def run_fold(
-    config: CrossValConfig,
-    upstream: UpstreamRun | None,
-    dataset: BeatDataset,
-    pool: tuple[LabelledBeats, np.ndarray],
-    held: np.ndarray,
-    fold: int,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-    verbose: int = 2,
-) -> tuple[keras.Model, dict[str, float], np.ndarray]:
-    """Train on every training record but the fold's, select on the fold's: a nested run, no test figures.
+# (training beats, held-out beats, fold) -> (the fold's model, its probabilities for the held-out beats, its history)
+FoldFit = Callable[[LabelledBeats, LabelledBeats, int], tuple[Any, np.ndarray, dict[str, list[float]] | None]]
 
-    -> (the fold's model, its selection figures, its probabilities for the held-out beats).
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """What K folds left: each fold's model and selection figures, the out-of-fold probabilities, the summary."""
+
+    models: list[Any]
+    figures: list[dict[str, float]]
+    out_of_fold: np.ndarray
+    summary: dict[str, float]
+
+
+def cross_validate(
+    params: dict[str, Any],
+    pool: tuple[LabelledBeats, np.ndarray],
+    fold_of: np.ndarray,
+    dataset: BeatDataset,
+    fit_fold: FoldFit,
+) -> CrossValidation:
+    """One nested run per fold: fit on every training record but the fold's, select on the fold's, no test.
+
+    Shared by every model kind (networks in `crossval`, features models in `features`), so folds are
+    run, logged and summarised the same way; the summary (cv_*) is logged to the active parent run.
     """
     beats, records = pool
-    train = label_subset(beats.subset(np.flatnonzero(~held)), config.label_fraction, config.seed)
-    val = beats.subset(np.flatnonzero(held))
-    params = {**flatten_config(config), "fold": fold + 1}
-    with step_run(FOLD_STEP, params, run_name=f"fold-{fold + 1}-of-{config.folds}"):
-        mlflow.set_tag(FOLD_TAG, str(fold + 1))
-        mlflow.log_params({"val_records": ",".join(sorted(set(records[held].tolist()))), "train_beats": len(train.y)})
+    folds = int(fold_of.max()) + 1
+    models, figures = [], []
+    out_of_fold = np.zeros((len(beats.y), len(dataset.class_names)), dtype=np.float32)
+    for fold in range(folds):
+        held = fold_of == fold
+        train, val = beats.subset(np.flatnonzero(~held)), beats.subset(np.flatnonzero(held))
+        with step_run(FOLD_STEP, {**params, "fold": fold + 1}, run_name=f"fold-{fold + 1}-of-{folds}"):
+            mlflow.set_tag(FOLD_TAG, str(fold + 1))
+            mlflow.log_param("val_records", ",".join(sorted(set(records[held].tolist()))))
+            model, proba, history = fit_fold(train, val, fold)
+            fold_figures = log_selection(proba, val, dataset, history, majority=train.majority)
+            flag_if_learned_nothing(fold_figures)
+        models.append(model)
+        figures.append(fold_figures)
+        out_of_fold[held] = proba
+    summary = summarise_folds(figures) | out_of_fold_figures(beats.y, out_of_fold, dataset)
+    mlflow.log_metrics(summary)
+    return CrossValidation(models, figures, out_of_fold, summary)
+
+
+def network_fold(
+    config: CrossValConfig,
+    upstream: UpstreamRun | None,
+    n_classes: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 2,
+) -> FoldFit:
+    """A fold trained exactly as a `transfer` run trains (train_classifier), early-stopped on the held-out records."""
+
+    def fit(train: LabelledBeats, val: LabelledBeats, fold: int) -> tuple[Any, np.ndarray, dict[str, list[float]]]:
+        train = label_subset(train, config.label_fraction, config.seed)
+        mlflow.log_param("train_beats", len(train.y))
         seed_everything(config.seed + fold)
-        model, history = train_classifier(config, upstream, train, val, len(dataset.class_names), callbacks, verbose)
-        figures, proba = log_selection(model, val, dataset, history, majority=train.majority)
-        flag_if_learned_nothing(figures)
-    return model, figures, proba
+        model, history = train_classifier(config, upstream, train, val, n_classes, callbacks, verbose)
+        return model, predict_proba(model, val.x, n_classes, context=val.context), history
+
+    return fit
 
 
 def run_crossval(
@@ -169,23 +209,14 @@ def run_crossval(
         fold_of = patient_folds(records, beats.y, config.folds, config.data.split_seed)
         mlflow.set_tag(PRETRAINING_TAG, pretraining_protocol(upstream, set(records.tolist())))
         log_fold_table(fold_table(records, beats.y, fold_of, dataset.class_names))
+        n_classes = len(dataset.class_names)
+        fit = network_fold(config, upstream, n_classes, callbacks, verbose)
+        cv = cross_validate(params, (beats, records), fold_of, dataset, fit)
 
-        models, figures = [], []
-        out_of_fold = np.zeros((len(beats.y), len(dataset.class_names)), dtype=np.float32)
-        for fold in range(config.folds):
-            held = fold_of == fold
-            model, fold_figures, proba = run_fold(
-                config, upstream, dataset, (beats, records), held, fold, callbacks, verbose
-            )
-            models.append(model)
-            figures.append(fold_figures)
-            out_of_fold[held] = proba
-        cv = summarise_folds(figures) | out_of_fold_figures(beats.y, out_of_fold, dataset)
-        mlflow.log_metrics(cv)
-
-        averaged = build_ensemble(models, len(dataset.class_names))
+        averaged = build_ensemble(cv.models, n_classes)
         test = split_beats(dataset, "test", config.context)
-        metrics = {**cv, **log_test_evaluation(averaged, test, dataset, None, beats.majority)}
+        test_proba = predict_proba(averaged, test.x, n_classes, context=test.context)
+        metrics = {**cv.summary, **log_test_evaluation(test_proba, test, dataset, None, beats.majority)}
         flag_if_learned_nothing(metrics)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = crossval_model_name(config.data.dataset, config.backbone)
@@ -195,11 +226,18 @@ def run_crossval(
         )
         describe_run(
             f"{config.folds}-fold patient-wise cross-validation of the {config.backbone} classifier ("
-            f"init={config.init}, context={config.context}, class_weight={config.class_weight}): CV macro-F1(N,S,V) "
-            f"{cv.get(CV_SCORE, float('nan')):.3f} ± {cv.get('cv_macro_f1_nsv_std', float('nan')):.3f} over folds. "
-            f"The {config.folds} fold models averaged, tested once: {headline(metrics)}."
+            f"init={config.init}, context={config.context}, class_weight={config.class_weight}): "
+            f"{cv_headline(cv.summary)}. The {config.folds} fold models averaged, tested once: {headline(metrics)}."
         )
         return StepResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, registered_version=version)
+
+
+def cv_headline(summary: dict[str, float]) -> str:
+    """The figure a configuration is chosen on, with its spread over folds."""
+    return (
+        f"CV macro-F1(N,S,V) {summary.get(CV_SCORE, float('nan')):.3f} ± "
+        f"{summary.get('cv_macro_f1_nsv_std', float('nan')):.3f} over folds"
+    )
 
 
 def out_of_fold_figures(y: np.ndarray, proba: np.ndarray, dataset: BeatDataset) -> dict[str, float]:

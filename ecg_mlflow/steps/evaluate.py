@@ -13,29 +13,27 @@ import logging
 import tempfile
 from pathlib import Path
 
-import keras
 import mlflow
 import numpy as np
 import pandas as pd
 
 from ecg_mlflow.config import EvaluateConfig, resolve_cache_dir, resolve_data_dir
-from ecg_mlflow.data.context import select_context
 from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.dataset import DatabaseBeats, load_database_beats
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_evaluation
-from ecg_mlflow.models.classifier import context_width, predict_proba, uses_context
+from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, BeatClassifier
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import headline
-from ecg_mlflow.tracking.classifiers import load_classifier
+from ecg_mlflow.tracking.classifiers import load_served
 from ecg_mlflow.tracking.runs import describe_run, step_run
 from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_model_run
 
 log = logging.getLogger(__name__)
 
 STEP = "evaluate"
-MODEL_STEPS = ("transfer", "crossval", "ensemble")
+MODEL_STEPS = ("transfer", "crossval", "features", "ensemble")
 UPSTREAM_RUN_TAG = "ecg_mlflow.upstream_run_id"
 UPSTREAM_URI_TAG = "ecg_mlflow.upstream_model_uri"
 PER_RECORD_FILE = "per_record.csv"
@@ -76,20 +74,17 @@ def ensure_database(database: Database, data_dir: Path, download: bool) -> None:
     download_database(database.name, data_dir)
 
 
-def model_context(model: keras.Model, model_run: UpstreamRun, beats: DatabaseBeats) -> np.ndarray | None:
-    """The context columns the model was trained with (its run's `context` param), checked against its input."""
-    if not uses_context(model):
+def model_context(classifier: BeatClassifier, model_run: UpstreamRun, beats: DatabaseBeats) -> np.ndarray | None:
+    """The context columns the model takes, by the names it was logged with; None for a beat-only model."""
+    if not classifier.context_names:
         return None
-    kind = model_run.params.get("context", "none")
-    context = select_context(beats.context, beats.context_names, kind)
-    width = context_width(model)
-    if context is None or context.shape[1] != width:
+    missing = [name for name in classifier.context_names if name not in beats.context_names]
+    if missing:
         raise UpstreamError(
-            f"the model of run {model_run.run_id} takes {width} context features but its run says context={kind!r} "
-            f"({0 if context is None else context.shape[1]} features); the run was logged by another version: "
-            "evaluate a model trained with this version"
+            f"the model of run {model_run.run_id} takes the context {', '.join(missing)}, which this version does not "
+            "compute; evaluate a model trained with this version"
         )
-    return context
+    return np.ascontiguousarray(beats.context[:, [beats.context_names.index(n) for n in classifier.context_names]])
 
 
 def per_record_table(beats: DatabaseBeats, proba: np.ndarray) -> pd.DataFrame:
@@ -131,10 +126,9 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1) -> StepResult:
         )
         mlflow.log_params({"beats": len(beats.y), "records_evaluated": len(set(beats.records.tolist()))})
         mlflow.set_tag("ecg_mlflow.dataset_digest", beats.digest)
-        model: keras.Model = load_classifier(config.model_uri)
-        n_classes = len(database.class_names)
-        context = model_context(model, model_run, beats)
-        proba = predict_proba(model, beats.x, n_classes, context=context)
+        classifier = load_served(config.model_uri)
+        context = model_context(classifier, model_run, beats)
+        proba = classifier.probabilities({BEAT_INPUT: beats.x} | ({} if context is None else {CONTEXT_INPUT: context}))
         evaluation = evaluate_predictions(
             beats.y, proba, database.class_names, "test_", headline_classes=database.headline_classes
         )

@@ -160,46 +160,47 @@ def flag_if_learned_nothing(metrics: dict[str, float]) -> bool:
 
 
 def log_selection(
-    model: keras.Model,
+    proba: np.ndarray,
     val: LabelledBeats,
     dataset: BeatDataset,
-    history: dict[str, list[float]],
+    history: dict[str, list[float]] | None = None,
     majority: int = 0,
-) -> tuple[dict[str, float], np.ndarray]:
-    """The figures the model was chosen on (validation only), logged; and its validation probabilities.
+) -> dict[str, float]:
+    """The figures a model was chosen on (validation only, from its probabilities there), logged.
 
     This is all a model that is compared (a fold, a trial) ever computes: no test split.
     """
     n_classes = len(dataset.class_names)
-    val_curve = history.get(VAL_MACRO_F1, [])
+    val_curve = (history or {}).get(VAL_MACRO_F1, [])
     summary = {}
     if val_curve:
         best = int(np.argmax(val_curve))
         summary = {"best_val_macro_f1": float(val_curve[best]), "best_epoch": float(best + 1)}
-    proba = predict_proba(model, val.x, n_classes, context=val.context)
     val_eval = evaluate_predictions(
         val.y, proba, dataset.class_names, "val_", headline_classes=dataset.headline_classes
     )
     summary.update(_selected(val_eval.metrics))
     summary["val_majority_macro_f1"] = majority_macro_f1(val.y, majority, n_classes)
     mlflow.log_metrics(summary)
-    return summary, proba
+    return summary
 
 
 def log_test_evaluation(
-    model: keras.Model, test: LabelledBeats, dataset: BeatDataset, history: dict[str, list[float]] | None, majority: int
+    proba: np.ndarray,
+    test: LabelledBeats,
+    dataset: BeatDataset,
+    history: dict[str, list[float]] | None = None,
+    majority: int = 0,
 ) -> dict[str, float]:
-    """The final model's one look at the test split: the EC57 figures, confusion matrices and curves."""
-    n_classes = len(dataset.class_names)
+    """A final model's one look at the test split (its probabilities there): EC57 figures, confusion, curves."""
     evaluation: Evaluation = evaluate_predictions(
-        test.y,
-        predict_proba(model, test.x, n_classes, context=test.context),
-        dataset.class_names,
-        "test_",
-        headline_classes=dataset.headline_classes,
+        test.y, proba, dataset.class_names, "test_", headline_classes=dataset.headline_classes
     )
     log_evaluation(evaluation, history)
-    figures = {**evaluation.metrics, "test_majority_macro_f1": majority_macro_f1(test.y, majority, n_classes)}
+    figures = {
+        **evaluation.metrics,
+        "test_majority_macro_f1": majority_macro_f1(test.y, majority, len(dataset.class_names)),
+    }
     mlflow.log_metric("test_majority_macro_f1", figures["test_majority_macro_f1"])
     return figures
 
@@ -212,13 +213,17 @@ def evaluate_and_log(
     history: dict[str, list[float]],
     majority: int = 0,
 ) -> dict[str, float]:
-    """Selection summary (validation) and the test-split evaluation of a final model, logged to the active run.
+    """Selection summary (validation) and the test-split evaluation of a final network, logged to the active run.
 
     `majority` is the training labels' most common class: both splits are compared with always
     answering it, and a run no better than that is tagged ecg_mlflow.learned_nothing=true.
     """
-    summary, _ = log_selection(model, val, dataset, history, majority)
-    metrics = {**summary, **log_test_evaluation(model, test, dataset, history, majority)}
+    n_classes = len(dataset.class_names)
+    summary = log_selection(
+        predict_proba(model, val.x, n_classes, context=val.context), val, dataset, history, majority
+    )
+    test_proba = predict_proba(model, test.x, n_classes, context=test.context)
+    metrics = {**summary, **log_test_evaluation(test_proba, test, dataset, history, majority)}
     flag_if_learned_nothing(metrics)
     return metrics
 

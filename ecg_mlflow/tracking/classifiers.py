@@ -13,24 +13,29 @@ import json
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+import joblib
 import keras
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from ecg_mlflow.models import served
 from ecg_mlflow.models.classifier import CONTEXT_INPUT, uses_context
+from ecg_mlflow.tracking.upstream import UpstreamError
 
 # What the served model needs, pinned to what trained it; the wrapper imports nothing else.
 SERVED_PACKAGES = ("mlflow", "keras", "tensorflow-cpu", "tensorflow", "numpy", "pandas")
+SERVED_FEATURES_PACKAGES = ("mlflow", "scikit-learn", "joblib", "numpy", "pandas")  # a features model: no Keras
 
 
-def served_requirements() -> list[str]:
-    """pip requirements of a served model: the installed versions of SERVED_PACKAGES."""
+def served_requirements(packages: tuple[str, ...] = SERVED_PACKAGES) -> list[str]:
+    """pip requirements of a served model: the installed versions of `packages`."""
     pins = []
-    for package in SERVED_PACKAGES:
+    for package in packages:
         try:
             pins.append(f"{package}=={metadata.version(package)}")
         except metadata.PackageNotFoundError:
@@ -38,16 +43,16 @@ def served_requirements() -> list[str]:
     return pins
 
 
-def served_example(model: keras.Model, beats: np.ndarray, context: np.ndarray | None) -> dict | np.ndarray:
+def served_example(model: Any, beats: np.ndarray, context: np.ndarray | None) -> dict | np.ndarray:
     """What a client posts for these beats: (n, L) numbers, with the rhythm columns when the model takes them."""
     flat = np.asarray(beats, dtype=np.float32).reshape(len(beats), -1)
-    if not uses_context(model):
+    if is_keras(model) and not uses_context(model):
         return flat
     return {served.BEAT_INPUT: flat, CONTEXT_INPUT: np.asarray(context, dtype=np.float32)}
 
 
 def log_served_classifier(
-    model: keras.Model,
+    model: Any,
     beats: np.ndarray,
     context: np.ndarray | None,
     class_names: list[str],
@@ -58,17 +63,45 @@ def log_served_classifier(
     wrapper = served.BeatClassifier.around(model, list(class_names), list(context_names))
     output = wrapper.predict(None, example)
     with tempfile.TemporaryDirectory(prefix="ecg-served-") as tmp:
-        keras_path, labels_path = Path(tmp) / served.KERAS_FILE, Path(tmp) / served.LABELS_FILE
-        model.save(keras_path)
-        labels_path.write_text(json.dumps({"class_names": list(class_names), "context_names": list(context_names)}))
+        labels_path = Path(tmp) / served.LABELS_FILE
+        labels = {"class_names": list(class_names), "context_names": list(context_names)}
+        labels_path.write_text(json.dumps(labels | {"beat_length": wrapper.beat_length}))
+        if is_keras(model):
+            model_path, artifact, packages = Path(tmp) / served.KERAS_FILE, served.KERAS_ARTIFACT, SERVED_PACKAGES
+            model.save(model_path)
+        else:
+            model_path, artifact = Path(tmp) / served.SKLEARN_FILE, served.SKLEARN_ARTIFACT
+            packages = SERVED_FEATURES_PACKAGES
+            joblib.dump(model, model_path)
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=served.__file__,
-            artifacts={served.KERAS_ARTIFACT: str(keras_path), served.LABELS_ARTIFACT: str(labels_path)},
+            artifacts={artifact: str(model_path), served.LABELS_ARTIFACT: str(labels_path)},
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=served_requirements(),
+            pip_requirements=served_requirements(packages),
         )
+
+
+def is_keras(model: Any) -> bool:
+    """A Keras network (else a scikit-learn features model)."""
+    return isinstance(model, keras.Model)
+
+
+def load_served(model_uri: str) -> served.BeatClassifier:
+    """The served classifier (models/served.BeatClassifier) behind `model_uri`; UpstreamError if it is not one."""
+    try:
+        wrapper = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    except MlflowException as error:
+        raise UpstreamError(
+            f"{model_uri}: cannot load it as a served classifier ({error.message.splitlines()[0]}); "
+            "use a transfer, crossval, features or ensemble model, e.g. models:/ecg-mit-cnn@current"
+        ) from None
+    if not hasattr(wrapper, "probabilities") or not hasattr(wrapper, "class_names"):
+        raise UpstreamError(
+            f"{model_uri} is not a classifier of this project; use a transfer, crossval, features or ensemble model"
+        )
+    return wrapper
 
 
 def load_classifier(model_uri: str) -> keras.Model:

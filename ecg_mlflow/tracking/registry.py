@@ -4,6 +4,7 @@ Naming (documented in README):
   ecg-ssl-<backbone>           self-supervised encoders (pretrain)
   ecg-<dataset>-<backbone>     supervised classifiers (transfer)
   ecg-<dataset>-<backbone>-cv  the fold models of a patient-wise cross-validation, averaged (crossval)
+  ecg-<dataset>-features-<estimator>  a scikit-learn model on the context numbers alone (features)
   ecg-<dataset>-ensemble       averaged ensembles
 Each step points the alias `current` at the version it registers (transfer runs
 from scratch point `scratch` instead), so `models:/ecg-ssl-cnn@current` is always
@@ -33,6 +34,11 @@ def crossval_model_name(dataset: str, backbone: str) -> str:
     return f"ecg-{dataset}-{backbone}-cv"
 
 
+def features_model_name(dataset: str, estimator: str) -> str:
+    """A scikit-learn model on the context numbers alone (steps/features.py)."""
+    return f"ecg-{dataset}-features-{estimator}"
+
+
 def ensemble_model_name(dataset: str) -> str:
     return f"ecg-{dataset}-ensemble"
 
@@ -46,6 +52,12 @@ def registered_model_description(name: str) -> str:
             f"applied to a beat. Alias {CURRENT_ALIAS}: the newest pretraining; transfer starts from it."
         )
     dataset, _, backbone = kind.partition("-")
+    if backbone.startswith("features-"):
+        return (
+            f"{backbone.removeprefix('features-')} models for {dataset} on the context numbers alone (no beat "
+            "samples): "
+            f"the baseline the networks must beat. Alias {CURRENT_ALIAS}: the newest."
+        )
     if backbone.endswith("-cv"):
         return (
             f"{backbone.removesuffix('-cv')} classifiers for {dataset} from a patient-wise cross-validation: the "

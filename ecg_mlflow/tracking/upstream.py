@@ -80,7 +80,8 @@ def resolve_upstream_run(
     `step` may name several kinds of run that are all acceptable (a transfer or an ensemble).
     """
     steps = (step,) if isinstance(step, str) else tuple(step)
-    step = " or ".join(repr(s) for s in steps)
+    named = [repr(s) for s in steps]
+    step = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
     if not run_id and not model_uri:
         raise UpstreamError(f"no upstream {step} run given: pass a run ID or a models:/ URI")
     if model_uri and not run_id:

@@ -17,8 +17,8 @@ from ecg_mlflow.config import BACKBONE_DEFAULTS, BackboneConfig, ClassifyConfig
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.models.backbones import build_encoder
 from ecg_mlflow.models.classifier import ContextSpec, build_classifier
-from ecg_mlflow.steps.classify import ANNOTATION_EXTENSION, classify_record, load_served, run_classify
-from ecg_mlflow.tracking.classifiers import log_served_classifier
+from ecg_mlflow.steps.classify import ANNOTATION_EXTENSION, classify_record, run_classify
+from ecg_mlflow.tracking.classifiers import load_served, log_served_classifier
 from ecg_mlflow.tracking.upstream import UpstreamError
 
 CLASSES = ["N", "S", "V", "F", "Q"]

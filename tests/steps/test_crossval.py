@@ -23,7 +23,9 @@ def crossval(tmp_path_factory, synthetic_patientwise_mitdb):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("ECG_DATA_DIR", str(synthetic_patientwise_mitdb))
+        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # a module fixture runs before the per-test reset
         mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("crossval")
         config = CrossValConfig(
             backbone="mlp",
             init="scratch",

@@ -109,7 +109,9 @@ def test_evaluate_refuses_a_model_of_the_wrong_kind(rr_model, synthetic_other_da
     evaluations = client.search_runs(experiments, "tags.`ecg_mlflow.step` = 'evaluate'")
     assert evaluations  # runs of another kind to misuse
     wrong = f"runs:/{evaluations[0].info.run_id}/model"
-    with pytest.raises(UpstreamError, match="is a 'evaluate' run; expected a 'transfer' or 'ensemble' run"):
+    with pytest.raises(
+        UpstreamError, match="is a 'evaluate' run; expected a 'transfer', 'crossval', 'features' or 'ensemble' run"
+    ):
         run_evaluate(EvaluateConfig(model_uri=wrong, database="svdb", data_dir=str(synthetic_other_databases)))
     failed = client.search_runs(experiments, "attributes.status = 'FAILED'")
     assert any(r.data.tags.get("ecg_mlflow.step") == "evaluate" for r in failed)

@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,23 +18,10 @@ from ecg_mlflow.tracking.registry import register_with_alias
 CLASSES = ["N", "S", "V", "F", "Q"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, np.ndarray, np.ndarray, Path]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, model_server
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, Path]]:
     """A CNN classifier registered as ecg-mit-cnn@current, served by `mlflow models serve`."""
     folder = tmp_path_factory.mktemp("serve")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -55,37 +34,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, np.n
         info = log_served_classifier(model, beats, None, CLASSES)
     register_with_alias(info.model_uri, "ecg-mit-cnn", "current", tags={"run_id": run.info.run_id})
     expected = predict_proba(load_classifier("models:/ecg-mit-cnn@current"), beats, 5)
-    port, log = free_port(), folder / "server.log"
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # uvicorn
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
-    mlflow_cli = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/ecg-mit-cnn@current"]
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [*mlflow_cli, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the model server did not come up:\n{log.read_text()[-3000:]}")
-                time.sleep(1)
-        yield f"http://127.0.0.1:{port}/invocations", beats, expected, log
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+    with model_server("models:/ecg-mit-cnn@current", uri, folder) as (url, log):
+        yield url, beats, expected, log
 
 
-def test_beats_posted_as_lists_get_labels_and_probabilities(served) -> None:
+def test_beats_posted_as_lists_get_labels_and_probabilities(served, post_json) -> None:
     url, beats, expected, _ = served
-    status, answer = post(url, {"inputs": beats.tolist()})
+    status, answer = post_json(url, {"inputs": beats.tolist()})
     assert status == 200, answer
     rows = answer["predictions"]
     assert [row["label"] for row in rows] == [CLASSES[i] for i in expected.argmax(axis=1)]
@@ -93,16 +48,16 @@ def test_beats_posted_as_lists_get_labels_and_probabilities(served) -> None:
     np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
-def test_a_short_beat_gets_a_400_that_says_what_is_wrong(served) -> None:
+def test_a_short_beat_gets_a_400_that_says_what_is_wrong(served, post_json) -> None:
     url, beats, _, _ = served
-    status, answer = post(url, {"inputs": beats[:, :180].tolist()})
+    status, answer = post_json(url, {"inputs": beats[:, :180].tolist()})
     assert status == 400
     assert "187" in answer["message"] and len(answer["message"]) < 2000
 
 
-def test_requests_leave_no_progress_bars_in_the_server_log(served) -> None:
+def test_requests_leave_no_progress_bars_in_the_server_log(served, post_json) -> None:
     url, beats, _, log = served
     for _ in range(3):
-        assert post(url, {"inputs": beats.tolist()})[0] == 200
+        assert post_json(url, {"inputs": beats.tolist()})[0] == 200
     text = log.read_text()
     assert "step" not in text and "━" not in text, text[-2000:]

@@ -153,6 +153,8 @@ class PretrainConfig:
         comma_separated,
     ] = DEFAULT_HEAD_WEIGHTS
     model: BackboneConfig | None = None  # None: the backbone's defaults
+    unlabelled: Strings = ()  # more records, labels never read: mitdb:DS2, svdb, svdb:800+802, a folder
+    exclude_records: Strings = ()  # training records left out (a cross-validation's held-out fold)
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:

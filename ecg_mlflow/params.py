@@ -148,6 +148,9 @@ PARAMETER_HELP: dict[str, str] = {
     "patient-wise CV over the training records (split=inter), then fit on them all",
     "FeaturesConfig.context": "the numbers the model sees: rr (R-R intervals) or rr_template (+ likeness to the "
     "patient's own beats)",
+    "unlabelled": "more ECG for self-supervision, labels never read: comma-separated mitdb:DS2, svdb, svdb:800+802 "
+    "or folders of WFDB records (transductive when it holds the patients to be classified)",
+    "exclude_records": "comma-separated training records left out of pretraining (a cross-validation fold's)",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

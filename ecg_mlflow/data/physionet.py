@@ -242,11 +242,11 @@ def read_any_record(path: Path, annotator: str | None = "atr") -> RecordSignal:
         )
     declared = get_database("wfdb")
     if not has_annotations(path, annotator):
-        declared = replace(declared, beat_annotator=None, record_label=_unlabelled)
+        declared = replace(declared, beat_annotator=None, record_label=unlabelled_record)
     elif annotator != declared.beat_annotator:
         declared = replace(declared, beat_annotator=annotator)
     read = read_record_signal(declared, path.parent, path.name)
-    if read is None:  # only a per-record label can drop a record, and _unlabelled never does
+    if read is None:  # only a per-record label can drop a record, and unlabelled_record never does
         raise DataError(f"record {path.name}: could not be read as a WFDB record")
     return read
 
@@ -256,7 +256,8 @@ def has_annotations(path: Path, annotator: str | None) -> bool:
     return bool(annotator) and Path(path).with_suffix(f".{annotator}").is_file()
 
 
-def _unlabelled(comments: Sequence[str]) -> int:
+def unlabelled_record(comments: Sequence[str]) -> int:
+    """The per-record "label" of a record read without annotations: none (-1), yet the record is kept."""
     return -1
 
 

@@ -1,8 +1,9 @@
 """The `pretrain` step: learn ECG features by recognising which of 8 transforms was applied.
 
-The representation set comes from the MIT training split only (never val/test):
-every beat in all 8 versions, its labels dropped, split 4:1 by beat (all 8 versions
-of a beat on the same side). The training side's random transforms are drawn
+The representation set comes from the MIT training split (never val/test), less any records a
+cross-validation holds out (`exclude_records`), plus the beats of unlabelled records
+(`unlabelled`: data/unlabelled.py, whose annotations are never opened): every beat in all 8
+versions, split 4:1 by beat (all 8 versions of a beat on the same side). The training side's random transforms are drawn
 afresh every epoch; the validation side is drawn once, seeded, so epochs compare.
 """
 
@@ -19,8 +20,9 @@ import mlflow
 import numpy as np
 from mlflow.models import infer_signature
 
-from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig
-from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data.dataset import BeatDataset, load_dataset
+from ecg_mlflow.data.unlabelled import unlabelled_beats
 from ecg_mlflow.models.backbones import as_model_input, build_encoder
 from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
 from ecg_mlflow.params import flatten_config
@@ -36,6 +38,7 @@ from ecg_mlflow.transforms import build_representation_set, plot_transforms
 log = logging.getLogger(__name__)
 
 STEP = "pretrain"
+PROTOCOL_TAG = "ecg_mlflow.pretraining_protocol"  # inductive (training records only) or transductive
 FIGURE_PATH = "figures/transforms.png"
 
 
@@ -76,6 +79,27 @@ def split_beats(beats: np.ndarray, val_fraction: float, seed: int) -> tuple[np.n
     return beats[np.sort(order[n_val:])], beats[np.sort(order[:n_val])]
 
 
+def pretraining_beats(config: PretrainConfig, dataset: BeatDataset) -> np.ndarray:
+    """The training split's beats (less `exclude_records`), then every beat of the `unlabelled` sources.
+
+    Logs which patients the encoder saw: `pretrain_records` (the labelled dataset's records; a
+    cross-validation reads it to name its protocol), the tag PROTOCOL_TAG (inductive: the training
+    records alone; transductive: unlabelled signal besides) and the full list as an artefact.
+    """
+    keep = ~np.isin(dataset.records_train, list(config.exclude_records))
+    beats, records = dataset.x_train[keep], sorted(set(dataset.records_train[keep].tolist()) - {""})
+    log_new_params({"pretrain_records": ",".join(records)})
+    extra_records: list[str] = []
+    if config.unlabelled:
+        data_dir, cache_dir = resolve_data_dir(config.data.data_dir), resolve_cache_dir(config.data.cache_dir)
+        extra, extra_records = unlabelled_beats(config.unlabelled, data_dir, cache_dir)
+        beats = np.concatenate([beats, extra])
+        log_new_params({"unlabelled_beats": len(extra), "unlabelled_records": len(extra_records)})
+    mlflow.set_tag(PROTOCOL_TAG, "transductive" if config.unlabelled else "inductive")
+    mlflow.log_text("\n".join([*records, *extra_records]) + "\n", "pretraining/records.txt")
+    return beats
+
+
 def _rename_epoch_logs(logs: dict[str, float]) -> dict[str, float]:
     return {key: values[0] for key, values in rename_ssl_history({k: [v] for k, v in logs.items()}).items()}
 
@@ -94,10 +118,9 @@ def run_pretrain(
         seed_everything(config.seed)
         dataset = load_dataset(config.data, progress=verbose > 0)
         log_dataset_input(dataset, context="train")
-        train_beats, val_beats = split_beats(dataset.x_train, config.rep_val_fraction, config.seed)
+        beats = pretraining_beats(config, dataset)
+        train_beats, val_beats = split_beats(beats, config.rep_val_fraction, config.seed)
         log_new_params({"rep_train_beats": len(train_beats), "rep_val_beats": len(val_beats)})
-        # Which patients the encoder saw (unlabelled): a cross-validation reads it to name its protocol.
-        log_new_params({"pretrain_records": ",".join(sorted(set(dataset.records_train.tolist()) - {""}))})
         log_new_params(encoder_params(config.model))
 
         train_batches = RepresentationBatches(train_beats, config.transforms, config.batch_size, config.seed)
@@ -139,9 +162,11 @@ def run_pretrain(
             )
             version = str(registered.version)
             mlflow.set_tag(REGISTERED_TAG, f"{ssl_model_name(config.backbone)}/{version}")
+        unlabelled = f" and unlabelled {', '.join(config.unlabelled)}" if config.unlabelled else ""
         describe_run(
             f"Self-supervised {config.backbone} encoder: recognises which of 8 transforms was applied to "
-            f"{config.data.dataset} training beats ({config.data.split} split), {config.epochs} epochs. Mean "
+            f"{config.data.dataset} training beats ({config.data.split} split){unlabelled}, {config.epochs} epochs. "
+            "Mean "
             f"validation accuracy over the heads {final.get('val_mean_task_accuracy', float('nan')):.4f}."
         )
         return StepResult(run_id=run_id, metrics=final, model_uri=info.model_uri, registered_version=version)

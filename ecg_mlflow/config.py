@@ -204,11 +204,24 @@ class CrossValConfig(TransferConfig):
     of the patient-wise protocol is made on; the K fold models averaged are the final model, tested once."""
 
     folds: Annotated[int, Field(ge=2, le=22), whole_number] = 5
+    # Pretrain anew in every fold, its held-out records left out: inductive pretraining under CV.
+    fold_pretraining: bool = False
+    pretrain_epochs: Epochs = 5
+    unlabelled: Strings = ()  # more records for each fold's pretraining, labels never read
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.data.split != "inter":
             raise ConfigError(f"cross-validation is by patient: split='inter', not {self.data.split!r}")
+        if self.fold_pretraining and (self.init != "pretrained" or self.pretrain_run_id or self.pretrain_model):
+            raise ConfigError(
+                "fold_pretraining=true pretrains in every fold: give init='pretrained' and no pretrain run"
+            )
+        if self.unlabelled and not self.fold_pretraining:
+            raise ConfigError(
+                "unlabelled is for each fold's pretraining: set fold_pretraining=true (or pretrain once "
+                "with `pretrain --unlabelled` and pass its run)"
+            )
 
 
 @validated

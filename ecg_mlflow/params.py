@@ -151,6 +151,9 @@ PARAMETER_HELP: dict[str, str] = {
     "unlabelled": "more ECG for self-supervision, labels never read: comma-separated mitdb:DS2, svdb, svdb:800+802 "
     "or folders of WFDB records (transductive when it holds the patients to be classified)",
     "exclude_records": "comma-separated training records left out of pretraining (a cross-validation fold's)",
+    "fold_pretraining": "true: pretrain anew in every fold without its held-out records (inductive pretraining "
+    "under cross-validation); false: one upstream encoder for all folds",
+    "pretrain_epochs": "epochs of each fold's pretraining (fold_pretraining=true)",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

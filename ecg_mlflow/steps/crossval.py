@@ -28,13 +28,15 @@ import keras
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.config import CrossValConfig
+from ecg_mlflow.config import CrossValConfig, PretrainConfig
 from ecg_mlflow.data.dataset import BeatDataset, class_counts, load_dataset
 from ecg_mlflow.data.splits import patient_folds
 from ecg_mlflow.evaluation import evaluate_predictions
 from ecg_mlflow.models.classifier import build_ensemble, predict_proba
 from ecg_mlflow.params import flatten_config
+from ecg_mlflow.steps.pretrain import PROTOCOL_TAG, run_pretrain
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import (
     LabelledBeats,
@@ -57,14 +59,15 @@ from ecg_mlflow.steps.transfer import (
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, SCRATCH_ALIAS, crossval_model_name
 from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
-from ecg_mlflow.tracking.upstream import UpstreamRun
+from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
 
 log = logging.getLogger(__name__)
 
 STEP = "crossval"
 FOLD_STEP = "crossval_fold"
 FOLD_TAG = "ecg_mlflow.fold"
-PRETRAINING_TAG = "ecg_mlflow.pretraining_protocol"  # inductive / transductive: did pretraining see held-out folds?
+# Did the encoder's pretraining see (unlabelled) beats of the records the folds hold out? (CV honesty)
+SAW_HELD_OUT_TAG = "ecg_mlflow.pretraining_saw_held_out"
 CV_DIR = "crossval"
 # The selection figures of a fold (supervised.log_selection) summarised over folds on the parent.
 FOLD_FIGURES = (
@@ -99,14 +102,27 @@ def summarise_folds(fold_figures: Sequence[dict[str, float]]) -> dict[str, float
     return summary
 
 
-def pretraining_protocol(upstream: UpstreamRun | None, held_out_records: set[str]) -> str:
-    """'none' (scratch); 'transductive' when the encoder's pretraining saw held-out records' beats, else inductive."""
+def pretraining_saw_held_out(upstream: UpstreamRun | None, held_out_records: set[str]) -> bool:
+    """Whether one encoder pretrained before the folds saw (unlabelled) beats of records the folds hold out."""
     if upstream is None:
-        return "none"
+        return False
     seen = set(filter(None, upstream.params.get("pretrain_records", "").split(",")))
-    if not seen:  # pretrain runs before the records were logged: they read the whole training split
-        return "transductive"
-    return "transductive" if seen & held_out_records else "inductive"
+    return not seen or bool(seen & held_out_records)  # runs that logged no records read the whole training split
+
+
+def fold_pretraining(config: CrossValConfig, held_records: list[str], fold: int, verbose: int) -> UpstreamRun:
+    """A pretraining nested in the fold's run, on the training records but the fold's (and `unlabelled`)."""
+    pretrain = PretrainConfig(
+        backbone=config.backbone,
+        epochs=config.pretrain_epochs,
+        seed=config.seed + fold,
+        unlabelled=config.unlabelled,
+        exclude_records=tuple(held_records),
+        model=config.model,
+        data=config.data,
+    )
+    result = run_pretrain(pretrain, register=False, verbose=verbose)
+    return resolve_upstream_run(step="pretrain", run_id=result.run_id, expect_params={"backbone": config.backbone})
 
 
 def fold_table(records: np.ndarray, y: np.ndarray, fold_of: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:
@@ -171,17 +187,27 @@ def cross_validate(
 def network_fold(
     config: CrossValConfig,
     upstream: UpstreamRun | None,
+    held_records: dict[int, list[str]],
     n_classes: int,
+    protocols: list[str],
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 2,
 ) -> FoldFit:
-    """A fold trained exactly as a `transfer` run trains (train_classifier), early-stopped on the held-out records."""
+    """A fold trained exactly as a `transfer` run trains (train_classifier), early-stopped on the held-out records;
+    with fold_pretraining, from an encoder pretrained in the fold without its held-out records (its protocol
+    appended to `protocols`)."""
 
     def fit(train: LabelledBeats, val: LabelledBeats, fold: int) -> tuple[Any, np.ndarray, dict[str, list[float]]]:
         train = label_subset(train, config.label_fraction, config.seed)
         mlflow.log_param("train_beats", len(train.y))
+        encoder = upstream
+        if config.fold_pretraining:
+            encoder = fold_pretraining(config, held_records[fold], fold, verbose)
+            protocols.append(upstream_tag(encoder.run_id, PROTOCOL_TAG))
+        if encoder is not None:
+            mlflow.set_tag(UPSTREAM_RUN_TAG, encoder.run_id)
         seed_everything(config.seed + fold)
-        model, history = train_classifier(config, upstream, train, val, n_classes, callbacks, verbose)
+        model, history = train_classifier(config, encoder, train, val, n_classes, callbacks, verbose)
         return model, predict_proba(model, val.x, n_classes, context=val.context), history
 
     return fit
@@ -197,7 +223,8 @@ def run_crossval(
     params = flatten_config(config)
     run_name = f"cv{config.folds}-{transfer_run_name(config).removesuffix('-inter')}"
     with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
-        upstream = resolve_pretrain_run(config) if config.init == "pretrained" else None
+        given = config.init == "pretrained" and not config.fold_pretraining  # one encoder for every fold
+        upstream = resolve_pretrain_run(config) if given else None
         if upstream is not None:
             mlflow.set_tags({UPSTREAM_RUN_TAG: upstream.run_id, UPSTREAM_URI_TAG: upstream.model_uri})
             mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
@@ -207,11 +234,18 @@ def run_crossval(
             log_dataset_input(dataset, context=context)
         beats, records = development_beats(dataset, config.context)
         fold_of = patient_folds(records, beats.y, config.folds, config.data.split_seed)
-        mlflow.set_tag(PRETRAINING_TAG, pretraining_protocol(upstream, set(records.tolist())))
+        saw_held_out = pretraining_saw_held_out(upstream, set(records.tolist()))
+        mlflow.set_tag(SAW_HELD_OUT_TAG, str(saw_held_out).lower())
+        if upstream is not None:
+            mlflow.set_tag(PROTOCOL_TAG, upstream_tag(upstream.run_id, PROTOCOL_TAG))
         log_fold_table(fold_table(records, beats.y, fold_of, dataset.class_names))
         n_classes = len(dataset.class_names)
-        fit = network_fold(config, upstream, n_classes, callbacks, verbose)
+        held = {fold: sorted(set(records[fold_of == fold].tolist())) for fold in range(config.folds)}
+        protocols: list[str] = []
+        fit = network_fold(config, upstream, held, n_classes, protocols, callbacks, verbose)
         cv = cross_validate(params, (beats, records), fold_of, dataset, fit)
+        if protocols:  # the folds' own pretrainings: transductive if any saw the test records
+            mlflow.set_tag(PROTOCOL_TAG, "transductive" if "transductive" in protocols else "inductive")
 
         averaged = build_ensemble(cv.models, n_classes)
         test = split_beats(dataset, "test", config.context)
@@ -230,6 +264,10 @@ def run_crossval(
             f"{cv_headline(cv.summary)}. The {config.folds} fold models averaged, tested once: {headline(metrics)}."
         )
         return StepResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, registered_version=version)
+
+
+def upstream_tag(run_id: str, tag: str) -> str:
+    return MlflowClient().get_run(run_id).data.tags.get(tag, "")
 
 
 def cv_headline(summary: dict[str, float]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from mlflow.models import infer_signature
 
 from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.dataset import BeatDataset, load_dataset
 from ecg_mlflow.data.unlabelled import unlabelled_beats
 from ecg_mlflow.models.backbones import as_model_input, build_encoder
@@ -83,8 +84,9 @@ def pretraining_beats(config: PretrainConfig, dataset: BeatDataset) -> np.ndarra
     """The training split's beats (less `exclude_records`), then every beat of the `unlabelled` sources.
 
     Logs which patients the encoder saw: `pretrain_records` (the labelled dataset's records; a
-    cross-validation reads it to name its protocol), the tag PROTOCOL_TAG (inductive: the training
-    records alone; transductive: unlabelled signal besides) and the full list as an artefact.
+    cross-validation reads it), the full list as an artefact, and the tag PROTOCOL_TAG: transductive
+    when the unlabelled records include the dataset's test records (the patients to be classified),
+    else inductive.
     """
     keep = ~np.isin(dataset.records_train, list(config.exclude_records))
     beats, records = dataset.x_train[keep], sorted(set(dataset.records_train[keep].tolist()) - {""})
@@ -95,7 +97,8 @@ def pretraining_beats(config: PretrainConfig, dataset: BeatDataset) -> np.ndarra
         extra, extra_records = unlabelled_beats(config.unlabelled, data_dir, cache_dir)
         beats = np.concatenate([beats, extra])
         log_new_params({"unlabelled_beats": len(extra), "unlabelled_records": len(extra_records)})
-    mlflow.set_tag(PROTOCOL_TAG, "transductive" if config.unlabelled else "inductive")
+    test_records = {f"{get_database(config.data.dataset).directory}/{r}" for r in dataset.records_test.tolist()}
+    mlflow.set_tag(PROTOCOL_TAG, "transductive" if test_records & set(extra_records) else "inductive")
     mlflow.log_text("\n".join([*records, *extra_records]) + "\n", "pretraining/records.txt")
     return beats
 

@@ -92,3 +92,46 @@ def test_the_averaged_model_is_registered_and_serves_labels(crossval) -> None:
 def test_cross_validation_is_by_patient_only() -> None:
     with pytest.raises(ConfigError, match="split='inter'"):
         CrossValConfig(data=DataConfig(split="intra"))
+
+
+def test_fold_pretraining_leaves_each_folds_held_out_records_out(crossval) -> None:
+    """Inductive pretraining under CV: every fold pretrains anew without its held-out records; unlabelled
+    signal of the test records (DS2 100, 103) makes the final model's pretraining transductive."""
+    config = CrossValConfig(
+        backbone="mlp",
+        init="pretrained",
+        fold_pretraining=True,
+        pretrain_epochs=1,
+        unlabelled=("mitdb:100+103",),
+        epochs=1,
+        min_epochs=0,
+        batch_size=16,
+        context="rr",
+        folds=3,
+        data=DataConfig(split="inter"),
+    )
+    result = run_crossval(config, register=False, verbose=0)
+    client = MlflowClient()
+    parent = client.get_run(result.run_id)
+    assert parent.data.tags["ecg_mlflow.pretraining_saw_held_out"] == "false"
+    assert parent.data.tags["ecg_mlflow.pretraining_protocol"] == "transductive"
+    for fold in _folds(result.run_id):
+        (pretraining,) = client.search_runs(
+            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{fold.info.run_id}'"
+        )
+        assert pretraining.data.tags["ecg_mlflow.step"] == "pretrain"
+        held_out = set(fold.data.params["val_records"].split(","))
+        seen = set(pretraining.data.params["pretrain_records"].split(","))
+        assert (
+            held_out
+            and not held_out & seen
+            and pretraining.data.params["exclude_records"] == ",".join(sorted(held_out))
+        )
+        assert fold.data.tags["ecg_mlflow.upstream_run_id"] == pretraining.info.run_id
+
+
+def test_fold_pretraining_needs_a_pretrained_init() -> None:
+    with pytest.raises(ConfigError, match="fold_pretraining=true pretrains in every fold"):
+        CrossValConfig(init="scratch", fold_pretraining=True, data=DataConfig(split="inter"))
+    with pytest.raises(ConfigError, match="unlabelled is for each fold's pretraining"):
+        CrossValConfig(unlabelled=("svdb",), data=DataConfig(split="inter"))

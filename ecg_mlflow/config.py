@@ -17,6 +17,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from ecg_mlflow.checks import check_choice, comma_separated, one_of, validated, whole_number
+from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.databases import DATABASES, training_datasets
 from ecg_mlflow.errors import ConfigError
@@ -54,6 +55,7 @@ Backbone = Annotated[str, one_of(lambda: BACKBONE_CATALOG)]
 Backbones = Annotated[tuple[Backbone, ...], Field(min_length=1), comma_separated]
 Context = Annotated[str, one_of(lambda: CONTEXTS)]
 ClassWeight = Annotated[str, one_of(lambda: CLASS_WEIGHTS)]
+Adapt = Annotated[str, one_of(lambda: ADAPTATIONS)]
 LrSchedule = Annotated[str, one_of(lambda: LR_SCHEDULES)]
 Split = Annotated[str, one_of(lambda: SPLITS)]
 Fraction = Annotated[float, Field(gt=0.0, le=0.9)]
@@ -96,6 +98,14 @@ def check_context(context: str, source: str) -> None:
         raise ConfigError(
             f"context={context!r} needs beat timing, which source={source!r} does not have (isolated beats "
             f"with no R peaks or records); use source={SOURCES_WITH_TIMING[0]!r}, or context='none'"
+        )
+
+
+def check_adapt(adapt: str, context: str) -> None:
+    """An adaptation works on the context numbers: it needs some."""
+    if adapt != "none" and context == "none":
+        raise ConfigError(
+            f"adapt={adapt!r} adapts the context numbers to each record: give context='rr' or 'rr_template'"
         )
 
 
@@ -187,11 +197,13 @@ class TransferConfig:
     seed: Int = 0
     context: Context = "none"
     class_weight: ClassWeight = "none"
+    adapt: Adapt = "none"
     model: BackboneConfig | None = None
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
         check_context(self.context, self.data.source)
+        check_adapt(self.adapt, self.context)
         if self.pretrain_run_id and self.pretrain_model:
             raise ConfigError("give pretrain_run_id or pretrain_model, not both")
         if self.init == "scratch" and (self.pretrain_run_id or self.pretrain_model):
@@ -231,6 +243,7 @@ class FeaturesConfig:
     estimator: Annotated[str, one_of(lambda: FEATURE_MODELS)] = "logistic"
     context: Annotated[str, one_of(lambda: tuple(k for k in CONTEXTS if k != "none"))] = "rr_template"
     class_weight: ClassWeight = "balanced"
+    adapt: Adapt = "none"
     folds: Annotated[int, Field(ge=0, le=22), whole_number] = 0  # 0: select on the split's validation part
     seed: Int = 0
     data: DataConfig = field(default_factory=DataConfig)
@@ -257,10 +270,12 @@ class EnsembleConfig:
     seed: Int = 0
     context: Context = "none"
     class_weight: ClassWeight = "none"
+    adapt: Adapt = "none"
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
         check_context(self.context, self.data.source)
+        check_adapt(self.adapt, self.context)
         if self.run_ids and len(self.run_ids) != len(self.members):
             raise ConfigError(
                 f"run_ids has {len(self.run_ids)} entries but members has {len(self.members)}; "

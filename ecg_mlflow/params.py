@@ -154,6 +154,8 @@ PARAMETER_HELP: dict[str, str] = {
     "fold_pretraining": "true: pretrain anew in every fold without its held-out records (inductive pretraining "
     "under cross-validation); false: one upstream encoder for all folds",
     "pretrain_epochs": "epochs of each fold's pretraining (fold_pretraining=true)",
+    "adapt": "label-free adaptation to each record: none, or record_norm (the context numbers also standardised "
+    "within their record, AdaBN-style)",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

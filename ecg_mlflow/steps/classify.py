@@ -26,6 +26,7 @@ import wfdb
 from sklearn.metrics import accuracy_score
 
 from ecg_mlflow.config import ClassifyConfig
+from ecg_mlflow.data.adaptation import context_matrix
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, beat_context
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.physionet import RecordSignal, beats_from_signal, has_annotations, read_any_record
@@ -62,7 +63,8 @@ def classify_signal(
     if classifier.context_names:
         every = np.ones(len(read.qrs), dtype=bool)
         context = beat_context(read.qrs, read.fs, every, beats)
-        inputs[CONTEXT_INPUT] = context[:, [CONTEXT_COLUMNS.index(name) for name in classifier.context_names]]
+        one_record = np.zeros(len(context), dtype=np.int64)  # an adaptation's columns come from this record alone
+        inputs[CONTEXT_INPUT] = context_matrix(context, CONTEXT_COLUMNS, one_record, tuple(classifier.context_names))
     segmented = time.perf_counter()
     parts = []
     for first in range(0, len(beats), CHUNK_BEATS):

@@ -82,11 +82,12 @@ FOLD_FIGURES = (
 CV_SCORE = "cv_macro_f1_nsv_mean"  # what every choice of the patient-wise protocol is made on
 
 
-def development_beats(dataset: BeatDataset, context: str) -> tuple[LabelledBeats, np.ndarray]:
+def development_beats(dataset: BeatDataset, context: str, adapt: str = "none") -> tuple[LabelledBeats, np.ndarray]:
     """Every beat of the training records (the inter split's train and validation parts), and its record."""
-    parts = [split_beats(dataset, split, context) for split in ("train", "val")]
+    parts = [split_beats(dataset, split, context, adapt) for split in ("train", "val")]
     context_rows = None if parts[0].context is None else np.concatenate([p.context for p in parts])
-    beats = LabelledBeats(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), context_rows)
+    x, y = np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts])
+    beats = LabelledBeats(x, y, context_rows, parts[0].context_names)
     return beats, np.concatenate([dataset.records_train, dataset.records_val])
 
 
@@ -232,7 +233,7 @@ def run_crossval(
         dataset = load_dataset(config.data, progress=verbose > 0)
         for context in ("train", "val", "test"):
             log_dataset_input(dataset, context=context)
-        beats, records = development_beats(dataset, config.context)
+        beats, records = development_beats(dataset, config.context, config.adapt)
         fold_of = patient_folds(records, beats.y, config.folds, config.data.split_seed)
         saw_held_out = pretraining_saw_held_out(upstream, set(records.tolist()))
         mlflow.set_tag(SAW_HELD_OUT_TAG, str(saw_held_out).lower())
@@ -248,7 +249,7 @@ def run_crossval(
             mlflow.set_tag(PROTOCOL_TAG, "transductive" if "transductive" in protocols else "inductive")
 
         averaged = build_ensemble(cv.models, n_classes)
-        test = split_beats(dataset, "test", config.context)
+        test = split_beats(dataset, "test", config.context, config.adapt)
         test_proba = predict_proba(averaged, test.x, n_classes, context=test.context)
         metrics = {**cv.summary, **log_test_evaluation(test_proba, test, dataset, None, beats.majority)}
         flag_if_learned_nothing(metrics)
@@ -256,11 +257,11 @@ def run_crossval(
         name = crossval_model_name(config.data.dataset, config.backbone)
         sample = beats.subset(np.arange(min(8, len(beats.y))))
         model_uri, version = log_classifier(
-            averaged, sample, (dataset.class_names, config.context), name, alias, register, run.info.run_id
+            averaged, sample, dataset.class_names, name, alias, register, run.info.run_id
         )
         describe_run(
             f"{config.folds}-fold patient-wise cross-validation of the {config.backbone} classifier ("
-            f"init={config.init}, context={config.context}, class_weight={config.class_weight}): "
+            f"init={config.init}, context={config.context}, adapt={config.adapt}, class_weight={config.class_weight}): "
             f"{cv_headline(cv.summary)}. The {config.folds} fold models averaged, tested once: {headline(metrics)}."
         )
         return StepResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, registered_version=version)

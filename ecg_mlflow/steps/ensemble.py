@@ -39,7 +39,7 @@ from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
 log = logging.getLogger(__name__)
 
 STEP = "ensemble"
-MEMBER_PARAMS = ("dataset", "source", "split", "split_seed", "test_fraction", "val_fraction", "context")
+MEMBER_PARAMS = ("dataset", "source", "split", "split_seed", "test_fraction", "val_fraction", "context", "adapt")
 
 
 def resolve_members(config: EnsembleConfig) -> list[UpstreamRun]:
@@ -99,16 +99,14 @@ def run_ensemble(
             build_ensemble(models, n_classes), n_classes, config.learning_rate, STEPS_PER_EXECUTION
         )
 
-        train, val, test = (split_beats(dataset, split, config.context) for split in ("train", "val", "test"))
+        train, val, test = (split_beats(dataset, s, config.context, config.adapt) for s in ("train", "val", "test"))
         settings = FitSettings(
             config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs, seed=config.seed
         )
         history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         name = ensemble_model_name(config.data.dataset)
-        model_uri, version = log_classifier(
-            model, val, (dataset.class_names, config.context), name, CURRENT_ALIAS, register, run_id
-        )
+        model_uri, version = log_classifier(model, val, dataset.class_names, name, CURRENT_ALIAS, register, run_id)
         describe_run(
             f"Average of {', '.join(f'{b} (run {m.run_id})' for b, m in zip(config.members, members, strict=True))}, "
             f"trained again on {config.data.dataset} ({config.data.split} split). {headline(metrics)}."

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_mlflow.config import EvaluateConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data.adaptation import context_matrix
 from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.dataset import DatabaseBeats, load_database_beats
 from ecg_mlflow.data.errors import DataError
@@ -75,16 +76,14 @@ def ensure_database(database: Database, data_dir: Path, download: bool) -> None:
 
 
 def model_context(classifier: BeatClassifier, model_run: UpstreamRun, beats: DatabaseBeats) -> np.ndarray | None:
-    """The context columns the model takes, by the names it was logged with; None for a beat-only model."""
+    """The context columns the model takes, by the names it was logged with (an adaptation's computed from each
+    record's own beats); None for a beat-only model."""
     if not classifier.context_names:
         return None
-    missing = [name for name in classifier.context_names if name not in beats.context_names]
-    if missing:
-        raise UpstreamError(
-            f"the model of run {model_run.run_id} takes the context {', '.join(missing)}, which this version does not "
-            "compute; evaluate a model trained with this version"
-        )
-    return np.ascontiguousarray(beats.context[:, [beats.context_names.index(n) for n in classifier.context_names]])
+    try:
+        return context_matrix(beats.context, beats.context_names, beats.records, tuple(classifier.context_names))
+    except DataError as error:
+        raise UpstreamError(f"run {model_run.run_id}: {error}; evaluate a model trained with this version") from None
 
 
 def per_record_table(beats: DatabaseBeats, proba: np.ndarray) -> pd.DataFrame:

@@ -60,14 +60,16 @@ def probabilities(model: Any, beats: LabelledBeats, dataset: BeatDataset) -> np.
 
 def run_features(config: FeaturesConfig, *, register: bool = True, verbose: int = 1) -> StepResult:
     params = flatten_config(config)
-    run_name = "-".join(["features", config.estimator, config.context, *([config.data.split] * (config.folds == 0))])
+    adapted = [config.adapt] if config.adapt != "none" else []
+    split = [] if config.folds else [config.data.split]
+    run_name = "-".join(["features", config.estimator, config.context, *adapted, *split])
     with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
         mlflow.set_tag("backbone", f"features-{config.estimator}")  # the runs table groups it beside the networks
         dataset = load_dataset(config.data, progress=verbose > 0)
         for context in ("train", "val", "test"):
             log_dataset_input(dataset, context=context)
         if config.folds:
-            beats, records = development_beats(dataset, config.context)
+            beats, records = development_beats(dataset, config.context, config.adapt)
             fold_of = patient_folds(records, beats.y, config.folds, config.data.split_seed)
             log_fold_table(fold_table(records, beats.y, fold_of, dataset.class_names))
 
@@ -78,22 +80,23 @@ def run_features(config: FeaturesConfig, *, register: bool = True, verbose: int 
             selection = cross_validate(params, (beats, records), fold_of, dataset, fit_fold).summary
             model = fit_features(config, beats)
         else:
-            beats, val = split_beats(dataset, "train", config.context), split_beats(dataset, "val", config.context)
+            beats, val = (split_beats(dataset, split, config.context, config.adapt) for split in ("train", "val"))
             model = fit_features(config, beats)
             selection = log_selection(probabilities(model, val, dataset), val, dataset, None, beats.majority)
         mlflow.log_param("train_beats", len(beats.y))
-        test = split_beats(dataset, "test", config.context)
+        test = split_beats(dataset, "test", config.context, config.adapt)
         test_figures = log_test_evaluation(probabilities(model, test, dataset), test, dataset, None, beats.majority)
         metrics = {**selection, **test_figures}
         flag_if_learned_nothing(metrics)
         name = features_model_name(config.data.dataset, config.estimator)
         sample = beats.subset(np.arange(min(8, len(beats.y))))
         model_uri, version = log_classifier(
-            model, sample, (dataset.class_names, config.context), name, CURRENT_ALIAS, register, run.info.run_id
+            model, sample, dataset.class_names, name, CURRENT_ALIAS, register, run.info.run_id
         )
         chosen_on = cv_headline(selection) if config.folds else "selected on the validation records"
         describe_run(
             f"{config.estimator} on the {config.context} context numbers alone (no beat samples), "
+            f"adapt={config.adapt}, "
             f"class_weight={config.class_weight}, {config.data.split} split: {chosen_on}. Tested once: "
             f"{headline(metrics)}."
         )

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
+from ecg_mlflow.data.adaptation import adapt_context
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.dataset import BeatDataset
 from ecg_mlflow.evaluation import Evaluation, evaluate_predictions, log_evaluation
@@ -56,9 +57,11 @@ class LabelledBeats:
     x: np.ndarray
     y: np.ndarray
     context: np.ndarray | None = None
+    context_names: tuple[str, ...] = ()  # the context columns, adaptation's included (what a served model lists)
 
     def subset(self, rows: np.ndarray) -> LabelledBeats:
-        return LabelledBeats(self.x[rows], self.y[rows], None if self.context is None else self.context[rows])
+        context = None if self.context is None else self.context[rows]
+        return LabelledBeats(self.x[rows], self.y[rows], context, self.context_names)
 
     def inputs(self, model: keras.Model) -> np.ndarray | dict[str, np.ndarray]:
         return model_inputs(model, self.x, self.context)
@@ -69,10 +72,13 @@ class LabelledBeats:
         return int(np.bincount(self.y).argmax())
 
 
-def split_beats(dataset: BeatDataset, split: str, context: str) -> LabelledBeats:
-    """One split of the dataset with its context when the step asks for it (context != 'none')."""
+def split_beats(dataset: BeatDataset, split: str, context: str, adapt: str = "none") -> LabelledBeats:
+    """One split of the dataset with its context when the step asks for it (context != 'none'), adapted to
+    each record as `adapt` says (data/adaptation.py)."""
     x, y = dataset.split(split)
-    return LabelledBeats(x, y, dataset.context(split, context))
+    records = getattr(dataset, f"records_{split}")
+    columns, names = adapt_context(adapt, dataset.context(split, context), CONTEXT_KINDS[context], records)
+    return LabelledBeats(x, y, columns, names)
 
 
 def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -237,7 +243,7 @@ def _selected(val_metrics: dict[str, float]) -> dict[str, float]:
 def log_classifier(
     model: keras.Model,
     sample: LabelledBeats,
-    labels: tuple[Sequence[str], str],
+    class_names: Sequence[str],
     registered_name: str,
     alias: str,
     register: bool,
@@ -245,11 +251,11 @@ def log_classifier(
 ) -> tuple[str, str]:
     """Log the served form (models/served.py) with a signature from real beats; optionally register.
 
-    `labels` is (class names, context kind). -> (model URI, registered version or "").
+    The served model takes the sample's context columns (`sample.context_names`). -> (model URI, registered
+    version or "").
     """
-    class_names, context_kind = labels
     few = sample.subset(np.arange(min(8, len(sample.y))))
-    info = log_served_classifier(model, few.x, few.context, class_names, CONTEXT_KINDS[context_kind])
+    info = log_served_classifier(model, few.x, few.context, class_names, few.context_names)
     mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     if not register:
         return info.model_uri, ""

@@ -18,7 +18,6 @@ import keras
 import mlflow
 
 from ecg_mlflow.config import BACKBONE_DEFAULTS, PRETRAIN_DATASET, BackboneConfig, PretrainConfig, TransferConfig
-from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.data.splits import stratified_subset
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
@@ -116,7 +115,7 @@ def label_subset(train: LabelledBeats, fraction: float, seed: int) -> LabelledBe
 
 def context_spec(kind: str, train: LabelledBeats) -> ContextSpec | None:
     """The context inputs of the classifier, normalised with the training beats' statistics."""
-    return None if train.context is None else ContextSpec.fit(CONTEXT_KINDS[kind], train.context)
+    return None if train.context is None else ContextSpec.fit(train.context_names, train.context)
 
 
 def train_classifier(
@@ -166,8 +165,8 @@ def run_transfer(
         dataset = load_dataset(config.data, progress=verbose > 0)
         for context in ("train", "val", "test"):
             log_dataset_input(dataset, context=context)
-        train = label_subset(split_beats(dataset, "train", config.context), config.label_fraction, config.seed)
-        val, test = split_beats(dataset, "val", config.context), split_beats(dataset, "test", config.context)
+        train, val, test = (split_beats(dataset, s, config.context, config.adapt) for s in ("train", "val", "test"))
+        train = label_subset(train, config.label_fraction, config.seed)
         mlflow.log_param("train_beats", len(train.y))
         if config.data.split == "inter":  # validation by whole records: which patients chose the model
             mlflow.log_param("val_records", ",".join(sorted(set(dataset.records_val))))
@@ -176,9 +175,7 @@ def run_transfer(
         metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)
-        model_uri, version = log_classifier(
-            model, val, (dataset.class_names, config.context), name, alias, register, run_id
-        )
+        model_uri, version = log_classifier(model, val, dataset.class_names, name, alias, register, run_id)
         origin = f"fine-tuned from pretrain run {upstream.run_id}" if upstream else "from scratch"
         if upstream and config.freeze:
             origin = f"frozen encoder of pretrain run {upstream.run_id}"
@@ -193,5 +190,6 @@ def transfer_run_name(config: TransferConfig) -> str:
     """transfer-cnn-pretrained, baseline-lstm, baseline-cnn-rr_template-inter: what the runs table shows."""
     parts = [f"transfer-{config.backbone}-pretrained" if config.init == "pretrained" else f"baseline-{config.backbone}"]
     parts += [config.context] if config.context != "none" else []
+    parts += [config.adapt] if config.adapt != "none" else []
     parts += [config.data.split] if config.data.split != "intra" else []
     return "-".join(parts)

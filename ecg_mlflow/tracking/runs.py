@@ -36,7 +36,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CLASSIC_ML = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"  # the description the UI shows on a run or an experiment
 # Params copied to plain tags, so the runs table can group and filter by them.
-GROUPING_PARAMS = ("dataset", "backbone", "init", "split", "context", "class_weight")
+GROUPING_PARAMS = ("dataset", "backbone", "init", "split", "context", "class_weight", "adapt")
 PROCESS_TAG = "ecg_mlflow.process"
 REAPED_TAG = "ecg_mlflow.reaped"
 PROJECT_ENV_TAG = "mlflow.project.env"  # set by `mlflow run` before it builds the environment

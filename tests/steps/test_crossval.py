@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.config import CrossValConfig, DataConfig
+from ecg_mlflow.config import ClassifyConfig, CrossValConfig, DataConfig, TransferConfig
+from ecg_mlflow.data.adaptation import ADAPTATIONS
+from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.errors import ConfigError
+from ecg_mlflow.steps.classify import classify_record
 from ecg_mlflow.steps.crossval import run_crossval
+from ecg_mlflow.steps.transfer import run_transfer
+from ecg_mlflow.tracking.classifiers import load_served
 
 DS1_RECORDS = ("101", "106", "108", "109", "112", "114")  # tests/conftest.py PATIENTWISE_DS1
 DS2_RECORDS = ("100", "103")
@@ -75,8 +80,6 @@ def test_the_cv_score_is_the_mean_of_the_folds_with_its_spread(crossval) -> None
 
 
 def test_the_averaged_model_is_registered_and_serves_labels(crossval) -> None:
-    from ecg_mlflow.data.context import CONTEXT_KINDS
-
     version = MlflowClient().get_model_version_by_alias("ecg-mit-mlp-cv", "scratch")
     assert version.run_id == crossval.run_id
     served = mlflow.pyfunc.load_model("models:/ecg-mit-mlp-cv@scratch")
@@ -135,3 +138,29 @@ def test_fold_pretraining_needs_a_pretrained_init() -> None:
         CrossValConfig(init="scratch", fold_pretraining=True, data=DataConfig(split="inter"))
     with pytest.raises(ConfigError, match="unlabelled is for each fold's pretraining"):
         CrossValConfig(unlabelled=("svdb",), data=DataConfig(split="inter"))
+
+
+@pytest.mark.parametrize("adapt", sorted(ADAPTATIONS))
+def test_every_adaptation_leaves_a_model_that_serves_and_classifies_a_record(
+    crossval, adapt, tmp_path, record_writer
+) -> None:
+    """A transfer run with each adaptation; its served model labels every beat of a new record (classify)."""
+    result = run_transfer(
+        TransferConfig(
+            backbone="mlp",
+            init="scratch",
+            epochs=1,
+            min_epochs=0,
+            batch_size=16,
+            context="rr",
+            adapt=adapt,
+            data=DataConfig(split="inter"),
+        ),
+        register=False,
+        verbose=0,
+    )
+    served = load_served(result.model_uri)
+    assert len(served.context_names) == len(CONTEXT_KINDS["rr"]) * (1 if adapt == "none" else 2)
+    record_writer(tmp_path, "new", ["MLII", "V1"], seconds=30.0, seed=9)
+    table = classify_record(ClassifyConfig(record=str(tmp_path / "new"), model=result.model_uri), served).table
+    assert len(table) > 20 and set(table["label"]) <= {"N", "S", "V", "F", "Q"}

@@ -257,6 +257,17 @@ class FeaturesConfig:
 
 
 @validated
+class PatientwiseConfig:
+    """Choose on patient-wise CV alone the model for new patients, test it once, register it, evaluate it outside."""
+
+    candidates: Strings = ()  # run IDs of finished crossval / features runs that share their folds
+    dataset: Dataset = "mit"
+    external: Annotated[tuple[Annotated[str, one_of(lambda: DATABASES)], ...], comma_separated] = ("svdb",)
+    data_dir: str = ""
+    cache_dir: str = ""
+
+
+@validated
 class EnsembleConfig:
     """Average the members' softmax/sigmoid outputs, then train the whole again."""
 

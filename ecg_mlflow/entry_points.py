@@ -22,6 +22,7 @@ from ecg_mlflow.config import (
     FeaturesConfig,
     LabelEfficiencyConfig,
     MainConfig,
+    PatientwiseConfig,
     PretrainConfig,
     TransferConfig,
 )
@@ -94,6 +95,14 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
         "ecg_mlflow.steps.features:run_features",
         "The features baseline: a scikit-learn model on the context numbers alone (folds=K: patient-wise CV); "
         "registers ecg-<dataset>-features-<estimator>.",
+    ),
+    EntryPoint(
+        "patientwise",
+        "patientwise",
+        PatientwiseConfig,
+        "ecg_mlflow.steps.patientwise:run_patientwise",
+        "Choose on patient-wise CV alone the model for new patients (a network, the features baseline or the networks "
+        "averaged), test it once, register ecg-<dataset>-patientwise@current, evaluate it on external databases.",
     ),
     EntryPoint(
         "ensemble",

@@ -156,6 +156,8 @@ PARAMETER_HELP: dict[str, str] = {
     "pretrain_epochs": "epochs of each fold's pretraining (fold_pretraining=true)",
     "adapt": "label-free adaptation to each record: none, or record_norm (the context numbers also standardised "
     "within their record, AdaBN-style)",
+    "candidates": "comma-separated run IDs of finished crossval or features runs sharing their folds (main fills them)",
+    "external": "comma-separated databases to evaluate the chosen model on, where DATA_DIR has their records",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

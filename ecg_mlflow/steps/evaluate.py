@@ -104,11 +104,13 @@ def per_record_table(beats: DatabaseBeats, proba: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_evaluate(config: EvaluateConfig, *, verbose: int = 1) -> StepResult:
+def run_evaluate(config: EvaluateConfig, *, verbose: int = 1, model_run: UpstreamRun | None = None) -> StepResult:
+    """`model_run`: the run that logged the model, when the caller vouches for it (`patientwise` evaluates the
+    model its own, still running, run logged); else the model URI's run is resolved and checked."""
     database = get_database(config.database)
     params = flatten_config(config)
     with step_run(STEP, params, run_name=f"evaluate-{database.name}", experiment="ecg-evaluate") as run:
-        model_run = resolve_model_run(config.model_uri, steps=MODEL_STEPS)
+        model_run = model_run or resolve_model_run(config.model_uri, steps=MODEL_STEPS)
         check_classes(model_run, database)
         mlflow.set_tags({UPSTREAM_RUN_TAG: model_run.run_id, UPSTREAM_URI_TAG: config.model_uri})
         mlflow.log_params(

@@ -24,7 +24,7 @@ from ecg_mlflow.data.splits import patient_folds
 from ecg_mlflow.models.features import build_features_model
 from ecg_mlflow.models.served import features_probabilities
 from ecg_mlflow.params import flatten_config
-from ecg_mlflow.steps.crossval import (
+from ecg_mlflow.steps.folds import (
     cross_validate,
     cv_headline,
     development_beats,

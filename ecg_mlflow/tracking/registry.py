@@ -6,6 +6,7 @@ Naming (documented in README):
   ecg-<dataset>-<backbone>-cv  the fold models of a patient-wise cross-validation, averaged (crossval)
   ecg-<dataset>-features-<estimator>  a scikit-learn model on the context numbers alone (features)
   ecg-<dataset>-ensemble       averaged ensembles
+  ecg-<dataset>-patientwise    the model for new patients, chosen on cross-validation (patientwise, main --split inter)
 Each step points the alias `current` at the version it registers (transfer runs
 from scratch point `scratch` instead), so `models:/ecg-ssl-cnn@current` is always
 the newest finished pretraining of the CNN.
@@ -39,6 +40,11 @@ def features_model_name(dataset: str, estimator: str) -> str:
     return f"ecg-{dataset}-features-{estimator}"
 
 
+def patientwise_model_name(dataset: str) -> str:
+    """The model for new patients, chosen on patient-wise cross-validation (steps/patientwise.py)."""
+    return f"ecg-{dataset}-patientwise"
+
+
 def ensemble_model_name(dataset: str) -> str:
     return f"ecg-{dataset}-ensemble"
 
@@ -52,6 +58,11 @@ def registered_model_description(name: str) -> str:
             f"applied to a beat. Alias {CURRENT_ALIAS}: the newest pretraining; transfer starts from it."
         )
     dataset, _, backbone = kind.partition("-")
+    if backbone == "patientwise":
+        return (
+            f"The {dataset} classifier to take to a new patient: the model patient-wise cross-validation chose, tested "
+            f"once on the test records and on external databases. Alias {CURRENT_ALIAS}: the newest."
+        )
     if backbone.startswith("features-"):
         return (
             f"{backbone.removeprefix('features-')} models for {dataset} on the context numbers alone (no beat "

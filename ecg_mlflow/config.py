@@ -25,7 +25,7 @@ from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
 from ecg_mlflow.models.catalog import BackboneConfig
 from ecg_mlflow.models.features import FEATURE_MODELS
 from ecg_mlflow.models.schedules import LR_SCHEDULES
-from ecg_mlflow.profiles import PROFILES, Profile
+from ecg_mlflow.profiles import PATIENTWISE, PROFILES, Profile
 from ecg_mlflow.transforms import TRANSFORM_NAMES, TransformConfig
 
 DATASETS: tuple[str, ...] = tuple(training_datasets())
@@ -294,6 +294,9 @@ class EnsembleConfig:
             )
 
 
+PROTOCOL = "protocol"  # a chain's context / class weight: the split's protocol's own (below)
+
+
 @validated
 class StudyScope:
     """What a multi-run command covers; the `main` chain and a label-efficiency study share it."""
@@ -301,8 +304,8 @@ class StudyScope:
     dataset: Dataset = "mit"
     profile: Annotated[str, one_of(lambda: PROFILES)] = "fast"
     split: Split = "intra"
-    context: Context = "none"
-    class_weight: ClassWeight = "none"
+    context: Annotated[str, one_of(lambda: (*CONTEXTS, PROTOCOL))] = PROTOCOL
+    class_weight: Annotated[str, one_of(lambda: (*CLASS_WEIGHTS, PROTOCOL))] = PROTOCOL
     data_dir: str = ""
     cache_dir: str = ""
     max_beats: Annotated[int, Field(ge=UNSET), whole_number] = UNSET  # UNSET: the profile's
@@ -312,6 +315,14 @@ class StudyScope:
         check_inter_split(self.dataset, self.split)
         if self.epochs == 0:
             raise ConfigError("epochs=0: give 1 or more epochs for every step, or -1 for the profile's")
+
+    def chosen(self, name: str) -> str:
+        """context or class_weight as given, or for `protocol` the split's own: none on the paper's split,
+        what patient-wise cross-validation chose on the inter-patient split (profiles.PATIENTWISE)."""
+        value = getattr(self, name)
+        if value != PROTOCOL:
+            return value
+        return getattr(PATIENTWISE, name) if self.split == "inter" else "none"
 
     @property
     def settings(self) -> Profile:

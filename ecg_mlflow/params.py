@@ -158,6 +158,10 @@ PARAMETER_HELP: dict[str, str] = {
     "within their record, AdaBN-style)",
     "candidates": "comma-separated run IDs of finished crossval or features runs sharing their folds (main fills them)",
     "external": "comma-separated databases to evaluate the chosen model on, where DATA_DIR has their records",
+    "StudyScope.context": "none, rr, rr_template, or protocol: none on the paper's split (intra), what patient-wise "
+    "CV chose on the inter split",
+    "StudyScope.class_weight": "none, balanced, or protocol: none on the paper's split, what patient-wise CV chose on "
+    "the inter split",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

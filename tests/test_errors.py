@@ -10,7 +10,7 @@ from ecg_mlflow.config import ConfigError
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.errors import UsageError, UserError
 from ecg_mlflow.models.backbones import WeightsMismatchError
-from ecg_mlflow.steps.main import ChildRunError
+from ecg_mlflow.steps.children import ChildRunError
 from ecg_mlflow.tracking.upstream import UpstreamError
 from ecg_mlflow.tuning.objective import ObjectiveError
 from ecg_mlflow.tuning.report import StudyNotFoundError

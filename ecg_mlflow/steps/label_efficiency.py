@@ -21,7 +21,8 @@ import pandas as pd
 
 from ecg_mlflow.config import LabelEfficiencyConfig, MainConfig
 from ecg_mlflow.params import flatten_config
-from ecg_mlflow.steps.main import chain_parameters, run_entry_point
+from ecg_mlflow.steps.children import run_entry_point
+from ecg_mlflow.steps.main import chain_parameters
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
 from ecg_mlflow.tracking.runs import experiment_name, step_run
@@ -57,8 +58,8 @@ def as_chain(config: LabelEfficiencyConfig, seed: int = 0) -> MainConfig:
         profile=config.profile,
         backbones=config.backbones,
         split=config.split,
-        context=config.context,
-        class_weight=config.class_weight,
+        context=config.chosen("context"),
+        class_weight=config.chosen("class_weight"),
         seed=seed,
         data_dir=config.data_dir,
         cache_dir=config.cache_dir,

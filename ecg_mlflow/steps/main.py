@@ -1,10 +1,12 @@
-"""The `main` chain: the whole study for one dataset in one command.
+"""The `main` chain: the whole study for one dataset in one command, the protocol of its split.
 
-pretrain (per backbone) -> transfer (per backbone, from that pretrain run) and the
-scratch baselines -> ensemble of the transfer runs. Each child is an `mlflow run`
-of this project's own entry point in the current environment (env_manager=local),
-and a FINISHED run with the same entry point, parameters and git commit is reused
-instead of run again, as in MLflow's multistep workflow example.
+- split=intra, the paper's study: pretrain (per backbone) -> transfer (per backbone, from that
+  pretrain run) and the scratch baselines -> ensemble of the transfer runs.
+- split=inter, the patient-wise study (main_patientwise.py): cross-validated classifiers and the
+  features baseline, the model for new patients chosen on CV, tested once, evaluated on the SVDB.
+Each child is an `mlflow run` of this project's own entry point in the current environment
+(steps/children.py), reused when a FINISHED run with the same entry point, parameters and git
+commit exists, as in MLflow's multistep workflow example.
 """
 
 from __future__ import annotations
@@ -12,22 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Run, RunStatus
-from mlflow.tracking import MlflowClient
-from mlflow.utils.git_utils import get_git_commit
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
 from ecg_mlflow.config import PRETRAIN_DATASET, MainConfig
-from ecg_mlflow.errors import UserError
 from ecg_mlflow.params import flatten_config
+from ecg_mlflow.steps.children import Chain, MainResult, parent_metric
 from ecg_mlflow.steps.progress import Progress
-from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
 from ecg_mlflow.tracking.runs import experiment_name, step_run
 
 log = logging.getLogger(__name__)
@@ -46,81 +43,6 @@ PAPER_ACCURACY: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
-class ChildRunError(UserError, RuntimeError):
-    """A step the chain started did not finish; the message carries the step's own error."""
-
-
-@dataclass
-class MainResult:
-    """The children's runs and figures, and the reproduction table (`text`, printed by the CLI)."""
-
-    run_id: str = ""
-    run_ids: dict[str, str] = field(default_factory=dict)
-    reused: dict[str, bool] = field(default_factory=dict)
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    learned_nothing: dict[str, bool] = field(default_factory=dict)
-    table: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.table
-
-
-def project_root() -> Path:
-    """The folder holding MLproject: the checkout this package was installed from, else the cwd."""
-    candidate = Path(__file__).resolve().parents[2]
-    return candidate if (candidate / "MLproject").exists() else Path.cwd()
-
-
-def find_finished_run(
-    experiment_id: str, entry_point: str, parameters: Mapping[str, Any], git_commit: str | None
-) -> Run | None:
-    """A FINISHED run of `entry_point` with exactly these parameters on this code version."""
-    client = MlflowClient()
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{MLFLOW_PROJECT_ENTRY_POINT}` = '{entry_point}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-    )
-    for run in runs:
-        if git_commit and run.data.tags.get(MLFLOW_GIT_COMMIT) != git_commit:
-            continue
-        if all(run.data.params.get(key) == str(value) for key, value in parameters.items()):
-            return run
-    return None
-
-
-def run_entry_point(
-    entry_point: str, parameters: Mapping[str, Any], *, experiment_id: str, parent_run_id: str, reuse: bool = True
-) -> tuple[Run, bool]:
-    """Run (or reuse) one child step; returns (the FINISHED run, whether it was reused)."""
-    root = project_root()
-    # Empty values are left to the entry point's default: MLflow logs them shell-quoted ("''").
-    params = {key: str(value) for key, value in parameters.items() if str(value) != ""}
-    git_commit = get_git_commit(str(root))
-    if reuse:
-        found = find_finished_run(experiment_id, entry_point, params, git_commit)
-        if found is not None:
-            log.info("reusing FINISHED %s run %s", entry_point, found.info.run_id)
-            return found, True
-    log.info("running %s %s", entry_point, params)
-    submitted = mlflow.projects.run(
-        str(root),
-        entry_point=entry_point,
-        parameters=params,
-        experiment_id=experiment_id,
-        env_manager="local",
-        synchronous=False,
-    )
-    MlflowClient().set_tag(submitted.run_id, MLFLOW_PARENT_RUN_ID, parent_run_id)
-    succeeded = submitted.wait()
-    run = MlflowClient().get_run(submitted.run_id)
-    if not succeeded or run.info.status != RunStatus.to_string(RunStatus.FINISHED):
-        error = run.data.tags.get("ecg_mlflow.error", "see the run's logs")
-        raise ChildRunError(f"{entry_point} run {submitted.run_id} ended {run.info.status}: {error}")
-    return run, False
-
-
 def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[str, Any]]:
     """The parameters of each kind of child, from the chain config and its profile (epochs and
     learning rate for `backbone`)."""
@@ -129,8 +51,8 @@ def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[s
     supervised = {
         "dataset": config.dataset,
         "split": config.split,
-        "context": config.context,
-        "class_weight": config.class_weight,
+        "context": config.chosen("context"),
+        "class_weight": config.chosen("class_weight"),
         "batch_size": profile.batch_size,
         "patience": profile.patience,
         "min_epochs": profile.min_epochs,
@@ -151,54 +73,60 @@ def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[s
     }
 
 
-def parent_metric(child: str, name: str) -> str:
-    """A child's figure as a parent metric: ("pretrained/cnn", "test_accuracy") -> pretrained_cnn_test_accuracy."""
-    return f"{child.replace('/', '_')}_{name}"
+def paper_chain(config: MainConfig, chain: Chain) -> str:
+    """The paper's study: per backbone pretrain -> transfer and the scratch baseline; the ensemble of the
+    transfer runs. -> the reproduction table."""
+    transfer_ids = []
+    for backbone in config.backbones:
+        own = chain_parameters(config, backbone)
+        pretrain = chain.child(f"pretrain/{backbone}", "pretrain", {"backbone": backbone, **own["pretrain"]})
+        transfer = chain.child(
+            f"pretrained/{backbone}",
+            "transfer",
+            {"backbone": backbone, "pretrain_run_id": pretrain.info.run_id, **own["transfer"]},
+        )
+        transfer_ids.append(transfer.info.run_id)
+        chain.child(f"scratch/{backbone}", "baseline", {"backbone": backbone, **own["transfer"]})
+    ensemble = chain_parameters(config)["ensemble"]
+    members = {"members": ",".join(config.backbones), "run_ids": ",".join(transfer_ids)}
+    chain.child("pretrained/ensemble", "ensemble", {**members, **ensemble})
+    return results_table(config, chain.result)
+
+
+def paper_chain_steps(config: MainConfig) -> int:
+    return 3 * len(config.backbones) + 1
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What `main` runs on a split: the chain, and how many children it starts (for progress)."""
+
+    chain: Callable[[MainConfig, Chain], str]
+    steps: Callable[[MainConfig], int]
+
+
+def protocols() -> dict[str, Protocol]:
+    """The chain of each split, declared once: the paper's study (intra), the patient-wise one (inter)."""
+    from ecg_mlflow.steps import main_patientwise
+
+    return {
+        "intra": Protocol(paper_chain, paper_chain_steps),
+        "inter": Protocol(main_patientwise.patientwise_chain, main_patientwise.chain_steps),
+    }
 
 
 def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
-    params = chain_parameters(config)
     result = MainResult()
-    run_name = f"main-{config.dataset}-{config.profile}"
+    protocol = protocols()[config.split]
+    run_name = f"main-{config.dataset}-{config.profile}" + ("" if config.split == "intra" else f"-{config.split}")
     with step_run(
         STEP, flatten_config(config), run_name=run_name, experiment=experiment_name(config.dataset)
     ) as parent:
-        experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
-        result.run_id = parent_id
-
-        progress = Progress(total=3 * len(config.backbones) + 1)
-
-        def child(key: str, entry_point: str, extra: dict[str, Any]) -> Run:
-            progress.begin(f"{entry_point} {key.split('/')[-1]}" if entry_point != "ensemble" else "ensemble")
-            run, reused = run_entry_point(
-                entry_point, extra, experiment_id=experiment_id, parent_run_id=parent_id, reuse=reuse
-            )
-            seconds = progress.end(reused)
-            if not reused:  # the parent shows where the time went, step by step
-                mlflow.log_metric(parent_metric(key, "wall_s"), round(seconds, 1))
-            result.run_ids[key], result.reused[key] = run.info.run_id, reused
-            result.metrics[key] = dict(run.data.metrics)
-            result.learned_nothing[key] = run.data.tags.get(LEARNED_NOTHING_TAG) == "true"
-            return run
-
-        transfer_ids = []
-        for backbone in config.backbones:
-            own = chain_parameters(config, backbone)
-            pretrain = child(f"pretrain/{backbone}", "pretrain", {"backbone": backbone, **own["pretrain"]})
-            transfer = child(
-                f"pretrained/{backbone}",
-                "transfer",
-                {"backbone": backbone, "pretrain_run_id": pretrain.info.run_id, **own["transfer"]},
-            )
-            transfer_ids.append(transfer.info.run_id)
-            child(f"scratch/{backbone}", "baseline", {"backbone": backbone, **own["transfer"]})
-        child(
-            "pretrained/ensemble",
-            "ensemble",
-            {"members": ",".join(config.backbones), "run_ids": ",".join(transfer_ids), **params["ensemble"]},
-        )
+        result.run_id = parent.info.run_id
+        progress = Progress(total=protocol.steps(config))
+        chain = Chain(parent.info.experiment_id, parent.info.run_id, progress, result, reuse)
+        result.table = protocol.chain(config, chain)
         mlflow.set_tags({f"ecg_mlflow.child.{key}": run_id for key, run_id in result.run_ids.items()})
-        result.table = results_table(config, result)
         log.info("main: %s", progress.summary())
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -208,7 +136,7 @@ def run_main(config: MainConfig, *, reuse: bool = True) -> MainResult:
             )
             mlflow.log_artifacts(str(folder), "results")
         for key, metrics in result.metrics.items():
-            for name in ("test_accuracy", "test_macro_f1"):
+            for name in ("test_accuracy", "test_macro_f1", "test_macro_f1_nsv", "cv_macro_f1_nsv_mean"):
                 if name in metrics:
                     mlflow.log_metric(parent_metric(key, name), metrics[name])
     return result
@@ -233,7 +161,8 @@ def results_table(config: MainConfig, result: MainResult) -> str:
     ec57 = [name for name in EC57_COLUMNS if any(name in m for m in result.metrics.values())]
     header = ["model", "init", "test accuracy", "test macro-F1", *(EC57_COLUMNS[n] for n in ec57), "paper accuracy"]
     lines = [
-        f"## {config.dataset.upper()} ({config.split} split, context={config.context}, profile={config.profile})",
+        f"## {config.dataset.upper()} ({config.split} split, context={config.chosen('context')}, "
+        f"profile={config.profile})",
         "",
         "| " + " | ".join([*header, "run", "note"]) + " |",
         "| --- " * (len(header) + 2) + "|",

@@ -11,7 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import MainConfig
-from ecg_mlflow.steps.main import MainResult, results_table
+from ecg_mlflow.steps.children import MainResult
+from ecg_mlflow.steps.main import results_table
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG, flag_if_learned_nothing, majority_macro_f1
 from ecg_mlflow.steps.training import BestEpochStopping, batches_dataset, shuffled_batches
 

@@ -30,7 +30,7 @@ import numpy as np
 from ecg_mlflow.config import CrossValConfig, DataConfig, EvaluateConfig, FeaturesConfig
 
 FIGURES = ("macro_f1_nsv", "se_S", "ppv_S", "se_V", "ppv_V")
-KEY = ("model", "init", "context", "class_weight")
+KEY = ("model", "init", "context", "class_weight", "adapt")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -41,6 +41,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pretrain-model", default="", help="models:/ URI of the encoder for init=pretrained")
     parser.add_argument("--contexts", default="rr_template")
     parser.add_argument("--class-weights", default="balanced")
+    parser.add_argument("--adapts", default="none", help="label-free adaptations to compare (none,record_norm)")
+    parser.add_argument("--fold-pretraining", action="store_true", help="init=pretrained: pretrain in every fold")
+    parser.add_argument("--pretrain-epochs", type=int, default=5)
+    parser.add_argument("--unlabelled", default="", help="sources for each fold's pretraining (mitdb:DS2,svdb)")
     parser.add_argument("--features", default="", help="features models to cross-validate (logistic,boosting)")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--folds", type=int, default=5)
@@ -84,6 +88,16 @@ def configs(args: argparse.Namespace) -> list[tuple[dict[str, str], Any]]:
     return out
 
 
+def pretraining(args: argparse.Namespace, init: str) -> dict[str, Any]:
+    """How a pretrained configuration gets its encoders: one given model, or a pretraining in every fold."""
+    if init != "pretrained":
+        return {}
+    if args.fold_pretraining:
+        unlabelled = tuple(filter(None, args.unlabelled.split(",")))
+        return {"fold_pretraining": True, "pretrain_epochs": args.pretrain_epochs, "unlabelled": unlabelled}
+    return {"pretrain_model": args.pretrain_model} if args.pretrain_model else {}
+
+
 def run_one(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The configuration's run, then `evaluate` of its model on the external database."""
     from ecg_mlflow.steps.crossval import run_crossval
@@ -112,13 +126,23 @@ def cell(values: list[float]) -> str:
     return f"{100 * np.mean(values):.1f}" + (f" ± {100 * np.std(values):.1f}" if len(values) > 1 else "")
 
 
+def configuration(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(k, "none")) for k in KEY)  # rows written before `adapt` existed did not adapt
+
+
+def grouped(rows: list[dict[str, Any]]) -> Any:
+    return itertools.groupby(sorted(rows, key=configuration), configuration)
+
+
 def summarise(rows: list[dict[str, Any]], svdb: bool) -> str:
     """Mean ± sd over seeds per configuration; CV first (what chooses), then DS2 and SVDB."""
     labels = ["CV macro-F1 (N,S,V)", "sd over folds"] + [f"DS2 {f}" for f in FIGURES]
     labels += [f"SVDB {f}" for f in ("macro_f1_nsv", "se_S", "ppv_S")] if svdb else []
-    lines = ["| model | init | context | class weight | seeds | " + " | ".join(labels) + " |"]
-    lines.append("| --- " * (5 + len(labels)) + "|")
-    groups = itertools.groupby(sorted(rows, key=lambda r: [r[k] for k in KEY]), lambda r: [r[k] for k in KEY])
+    lines = ["| model | init | context | class weight | adapt | seeds | " + " | ".join(labels) + " |"]
+    lines.append("| --- " * (6 + len(labels)) + "|")
+    groups = itertools.groupby(
+        sorted(rows, key=lambda r: [r.get(k, "none") for k in KEY]), lambda r: [r.get(k, "none") for k in KEY]
+    )
     for group, members in groups:
         members = list(members)
         cells = [cell([m["cv_macro_f1_nsv_mean"] for m in members]), cell([m["cv_macro_f1_nsv_std"] for m in members])]
@@ -136,9 +160,7 @@ def rank_correlation(rows: list[dict[str, Any]]) -> str:
     from scipy.stats import spearmanr
 
     means = {}
-    for group, members in itertools.groupby(
-        sorted(rows, key=lambda r: [r[k] for k in KEY]), lambda r: tuple(r[k] for k in KEY)
-    ):
+    for group, members in grouped(rows):
         members = list(members)
         means[group] = (
             np.mean([m["cv_macro_f1_nsv_mean"] for m in members]),

@@ -58,6 +58,7 @@ ClassWeight = Annotated[str, one_of(lambda: CLASS_WEIGHTS)]
 Adapt = Annotated[str, one_of(lambda: ADAPTATIONS)]
 LrSchedule = Annotated[str, one_of(lambda: LR_SCHEDULES)]
 Split = Annotated[str, one_of(lambda: SPLITS)]
+InputKind = Annotated[str, one_of(lambda: input_kinds())]
 Fraction = Annotated[float, Field(gt=0.0, le=0.9)]
 Share = Annotated[float, Field(gt=0.0, le=1.0)]
 Int = Annotated[int, whole_number]
@@ -66,6 +67,13 @@ BatchSize = Annotated[int, Field(ge=1), whole_number]
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
 Patience = Annotated[int, Field(ge=0), whole_number]
 Strings = Annotated[tuple[str, ...], comma_separated]
+
+
+def input_kinds() -> tuple[str, ...]:
+    """The declared input kinds (data/inputs.py, which reads this module's BEAT_LENGTH: imported when checked)."""
+    from ecg_mlflow.data.inputs import INPUT_KINDS
+
+    return tuple(INPUT_KINDS)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -137,9 +145,15 @@ class DataConfig:
     val_fraction: Fraction = 0.1
     split_seed: Int = 42
     max_beats: Patience = 0  # 0: all beats
+    input: InputKind = "kachuee"  # what the network sees of each beat (data/inputs.py)
 
     def __post_init__(self) -> None:
         check_inter_split(self.dataset, self.split)
+        if self.input != "kachuee" and self.source not in SOURCES_WITH_TIMING:
+            raise ConfigError(
+                f"input={self.input!r} is cut from the records' signal, which source={self.source!r} does not have "
+                "(isolated beats); use source='physionet', or input='kachuee'"
+            )
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -162,6 +162,8 @@ PARAMETER_HELP: dict[str, str] = {
     "CV chose on the inter split",
     "StudyScope.class_weight": "none, balanced, or protocol: none on the paper's split, what patient-wise CV chose on "
     "the inter split",
+    "input": "what the network sees of a beat: kachuee (the paper's), window (-0.5..+1 s, mV), three_beats "
+    "(-1.5..+1.5 s), two_leads (both leads' windows)",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

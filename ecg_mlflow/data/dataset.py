@@ -48,6 +48,7 @@ class BeatDataset:
     digest: str = ""
     name: str = ""
     headline_classes: tuple[str, ...] = ()
+    input_kind: str = "kachuee"  # what x holds of each beat (data/inputs.py)
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of 'train', 'val' or 'test'."""
@@ -76,7 +77,9 @@ def class_counts(y: np.ndarray, class_names: tuple[str, ...]) -> dict[str, int]:
 
 
 def dataset_name(config: DataConfig) -> str:
-    return f"{config.dataset}-{config.source}-{config.split}"
+    return f"{config.dataset}-{config.source}-{config.split}" + (
+        "" if config.input == "kachuee" else f"-{config.input}"
+    )
 
 
 def database_dir(database: Database, data_dir: Path) -> Path:
@@ -157,6 +160,8 @@ def array_parameters(config: DataConfig, data_dir: Path, cache_dir: Path) -> dic
     }
     if config.source != "kaggle":
         params["extraction"] = extraction_fingerprint(get_database(config.dataset))
+    if config.input != "kachuee":  # the paper's beats keep the keys they were cached under
+        params["input"] = config.input
     if not (config.source == "kaggle" and config.dataset == "mit"):  # the Kaggle MIT files fix the test set
         params["test_fraction"] = config.test_fraction
     return params
@@ -184,13 +189,20 @@ def _progress(enabled: bool, total: int, description: str) -> Iterator[Callable[
 
 
 def record_table(
-    database: Database, data_dir: Path, progress: bool = False, workers: int = 1, records: list[str] | None = None
+    database: Database,
+    data_dir: Path,
+    progress: bool = False,
+    workers: int = 1,
+    records: list[str] | None = None,
+    input_kind: str = "kachuee",
 ) -> dict[str, Any]:
     """All labelled beats of a PhysioNet-style database, concatenated over records, with per-record leads."""
     db_dir = database_dir(database, data_dir)
     records = records if records is not None else physionet.database_records(database, db_dir)
     with _progress(progress, len(records), f"building {database.name} beats") as step:
-        parts = physionet.build_beats(db_dir, records, workers=workers, on_record=step, database=database)
+        parts = physionet.build_beats(
+            db_dir, records, workers=workers, on_record=step, database=database, input_kind=input_kind
+        )
     if not parts or sum(len(p.labels) for p in parts) == 0:
         raise DataError(f"no labelled beats found in {db_dir} (for ptbdb: no healthy-control or MI records)")
     return {
@@ -245,7 +257,7 @@ def build_arrays(config: DataConfig, data_dir: Path, progress: bool = False, wor
         if config.source == "kaggle":
             table = _kaggle_table(*kaggle.read_kaggle_ptb(data_dir / "kaggle"))
         else:
-            table = record_table(database, data_dir, progress, workers)
+            table = record_table(database, data_dir, progress, workers, input_kind=config.input)
         if config.split == "inter":
             if database.inter_split is None:
                 raise DataError(f"split='inter' is not declared for {database.name}; use split='intra'")
@@ -302,6 +314,7 @@ def load_dataset(config: DataConfig, progress: bool = False, *, workers: int = 1
         digest=cache.stable_hash({"checksums": manifest["checksums"], "parameters": params}),
         name=dataset_name(config),
         headline_classes=database.headline_classes,
+        input_kind=config.input,
     )
     return cap_beats(ds, config.max_beats, config.split_seed)
 
@@ -348,7 +361,12 @@ class DatabaseBeats:
 
 
 def load_database_beats(
-    database: Database, data_dir: Path, cache_dir: Path, progress: bool = False, records: list[str] | None = None
+    database: Database,
+    data_dir: Path,
+    cache_dir: Path,
+    progress: bool = False,
+    records: list[str] | None = None,
+    input_kind: str = "kachuee",
 ) -> DatabaseBeats:
     """All labelled beats (and rhythm context) of a database folder, cached like the training datasets."""
     files = record_files(database, data_dir, records)
@@ -360,10 +378,12 @@ def load_database_beats(
         "extraction": extraction_fingerprint(database),
         "inputs": cache.stable_hash(input_sha256(files, data_dir, cache_dir)),
     }
+    if input_kind != "kachuee":
+        params["input"] = input_kind
     entry = cache.entry_dir(cache_dir, f"eval-{database.name}", cache.stable_hash(params))
     cached = cache.read_entry(entry)
     if cached is None:
-        table = record_table(database, data_dir, progress=progress, records=records)
+        table = record_table(database, data_dir, progress=progress, records=records, input_kind=input_kind)
         arrays = {kind: table[kind] for kind in ARRAY_KINDS}
         manifest = {
             "database": database.name,

@@ -23,6 +23,7 @@ from ecg_mlflow.data.aami import QRS_SYMBOLS
 from ecg_mlflow.data.context import beat_context
 from ecg_mlflow.data.databases import NON_ECG_LEADS, Database, get_database
 from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.data.inputs import DEFAULT_INPUT, INPUT_KINDS
 
 T = TypeVar("T")
 
@@ -188,6 +189,12 @@ class RecordSignal:
     signal: np.ndarray  # physical units, the chosen lead
     qrs: np.ndarray  # int64 sample indices of every QRS (labelled or not), increasing
     labels: np.ndarray  # int64 class index per QRS, -1 = not a labelled beat
+    second: np.ndarray | None = None  # the record's second ECG lead (physical units), None when it has one
+
+    def leads(self) -> np.ndarray:
+        """(n_samples, 1 or 2): the beat lead, then the second ECG lead if the record has one."""
+        parts = [self.signal] if self.second is None else [self.signal, self.second]
+        return np.nan_to_num(np.column_stack(parts))
 
 
 def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordSignal | None:
@@ -211,8 +218,10 @@ def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordS
         if record_label is None:
             return None
     lead = choose_lead(header.sig_name, database.leads)
-    rec = _read(record, path.with_suffix(".dat"), lambda: wfdb.rdrecord(str(path), channels=[lead], physical=True))
+    channels = [lead, *second_lead(header.sig_name, lead)]
+    rec = _read(record, path.with_suffix(".dat"), lambda: wfdb.rdrecord(str(path), channels=channels, physical=True))
     signal = np.asarray(rec.p_signal[:, 0], dtype=np.float64)
+    second = np.asarray(rec.p_signal[:, 1], dtype=np.float64) if len(channels) > 1 else None
     if database.beat_annotator:
         ann_file = path.with_suffix(f".{database.beat_annotator}")
         ann = _read(record, ann_file, lambda: wfdb.rdann(str(path), database.beat_annotator))
@@ -223,7 +232,21 @@ def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordS
     else:
         qrs = detect_peaks(signal, int(header.fs))
         labels = np.full(len(qrs), record_label, dtype=np.int64)
-    return RecordSignal(record, header.sig_name[lead], int(header.fs), signal, qrs, labels)
+    return RecordSignal(record, header.sig_name[lead], int(header.fs), signal, qrs, labels, second)
+
+
+def second_lead(sig_names: Sequence[str], lead: int) -> list[int]:
+    """[the first other ECG lead], or [] when the record has none (inputs of kind two_leads read it)."""
+    others = [i for i, name in enumerate(sig_names) if i != lead and name.strip().lower() not in NON_ECG_LEADS]
+    return others[:1]
+
+
+def record_inputs(read: RecordSignal, peaks: np.ndarray, input_kind: str = DEFAULT_INPUT) -> np.ndarray:
+    """What the network sees of the beats at `peaks`, as the input kind says (data/inputs.py)."""
+    cut = INPUT_KINDS[input_kind].cut
+    if cut is None:
+        return beats_from_signal(np.nan_to_num(read.signal), read.fs, peaks)
+    return cut(read.leads(), read.fs, np.asarray(peaks, dtype=np.int64))
 
 
 def read_any_record(path: Path, annotator: str | None = "atr") -> RecordSignal:
@@ -309,8 +332,11 @@ def detect_peaks(signal: np.ndarray, fs: int) -> np.ndarray:
     return detect_r_peaks(signal, fs)
 
 
-def build_record_beats(db_dir: Path, record: str, database: Database | None = None) -> RecordBeats | None:
-    """The labelled beats of one record with their rhythm context; None when the record has no label."""
+def build_record_beats(
+    db_dir: Path, record: str, database: Database | None = None, input_kind: str = DEFAULT_INPUT
+) -> RecordBeats | None:
+    """The labelled beats of one record (as `input_kind` cuts them) with their rhythm context; None when the
+    record has no label. The context's likeness to the patient's beats is always read off the Kachuee beats."""
     database = database or get_database("mitdb")
     read = read_record_signal(database, db_dir, record)
     if read is None:
@@ -321,7 +347,7 @@ def build_record_beats(db_dir: Path, record: str, database: Database | None = No
     return RecordBeats(
         record=record,
         lead=read.lead,
-        beats=beats,
+        beats=beats if input_kind == DEFAULT_INPUT else record_inputs(read, peaks, input_kind),
         labels=read.labels[labelled],
         positions=peaks.astype(np.int64),
         context=beat_context(read.qrs, read.fs, labelled, beats),
@@ -335,6 +361,7 @@ def build_beats(
     workers: int = 1,
     on_record: Callable[[str], None] | None = None,
     database: Database | None = None,
+    input_kind: str = DEFAULT_INPUT,
 ) -> list[RecordBeats]:
     """Beats of every labelled record, in record order; workers > 1 spreads records over processes."""
     database = database or get_database("mitdb")
@@ -342,12 +369,12 @@ def build_beats(
     results: list[RecordBeats | None] = []
     if workers <= 1 or len(records) < 2:
         for record in records:
-            results.append(build_record_beats(db_dir, record, database))
+            results.append(build_record_beats(db_dir, record, database, input_kind))
             if on_record:
                 on_record(record)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(build_record_beats, db_dir, record, database) for record in records]
+            futures = [pool.submit(build_record_beats, db_dir, record, database, input_kind) for record in records]
             for record, future in zip(records, futures, strict=True):
                 results.append(future.result())
                 if on_record:

@@ -97,16 +97,18 @@ def source_files(source: UnlabelledSource) -> list[Path]:
     return [source.folder / f"{record}{suffix}" for record in source.records for suffix in (".hea", ".dat")]
 
 
-def record_beats(source: UnlabelledSource, record: str) -> np.ndarray:
-    """Every detected beat of one record, cut as a labelled beat is."""
+def record_beats(source: UnlabelledSource, record: str, input_kind: str = "kachuee") -> np.ndarray:
+    """Every detected beat of one record, cut as a labelled beat of `input_kind` is."""
     read = physionet.read_record_signal(source.database, source.folder, record)
     if read is None or len(read.qrs) == 0:
         return np.zeros((0, physionet.BEAT_LENGTH), dtype=np.float32)
-    return physionet.beats_from_signal(np.nan_to_num(read.signal), read.fs, read.qrs).astype(np.float32)
+    return physionet.record_inputs(read, read.qrs, input_kind).astype(np.float32)
 
 
-def unlabelled_beats(specs: tuple[str, ...], data_dir: Path, cache_dir: Path) -> tuple[np.ndarray, list[str]]:
-    """(beats (n, 187), record ids) of every source; built once, then read from the cache."""
+def unlabelled_beats(
+    specs: tuple[str, ...], data_dir: Path, cache_dir: Path, input_kind: str = "kachuee"
+) -> tuple[np.ndarray, list[str]]:
+    """(beats (n, 187) of `input_kind`, record ids) of every source; built once, then read from the cache."""
     sources = [parse_source(spec, data_dir) for spec in specs]
     files = [path for source in sources for path in source_files(source)]
     digests = cache.content_digests(files, cache_dir)
@@ -115,11 +117,12 @@ def unlabelled_beats(specs: tuple[str, ...], data_dir: Path, cache_dir: Path) ->
         "sources": [[s.spec, list(s.records)] for s in sources],
         "inputs": cache.stable_hash([digests[str(p.resolve())] for p in files]),
         "extraction": [extraction_fingerprint(s.database) for s in sources],  # the detector's settings too
+        "input": input_kind,
     }
     entry = cache.entry_dir(cache_dir, "unlabelled", cache.stable_hash(params))
     cached = cache.read_entry(entry)
     if cached is None:
-        parts = [record_beats(source, record) for source in sources for record in source.records]
+        parts = [record_beats(source, record, input_kind) for source in sources for record in source.records]
         arrays = {"x": np.concatenate(parts) if parts else np.zeros((0, physionet.BEAT_LENGTH), np.float32)}
         cache.write_entry(entry, arrays, {"sources": params["sources"], "parameters": params})
         beats = arrays["x"]

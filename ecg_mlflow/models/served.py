@@ -103,9 +103,12 @@ class BeatClassifier(mlflow.pyfunc.PythonModel):
     keras_model: Any = None
     features_model: Any = None
     beat_length: int = 187
+    input_kind: str = "kachuee"  # how the beats it takes were cut (ecg_mlflow/data/inputs.py)
 
     @classmethod
-    def around(cls, model: Any, class_names: list[str], context_names: list[str]) -> BeatClassifier:
+    def around(
+        cls, model: Any, class_names: list[str], context_names: list[str], input_kind: str = "kachuee"
+    ) -> BeatClassifier:
         """The wrapper around a model in memory (for logging it, and for benchmarks), as load_context makes it."""
         wrapper = cls()
         if hasattr(model, "predict_proba") and not hasattr(model, "layers"):
@@ -113,7 +116,7 @@ class BeatClassifier(mlflow.pyfunc.PythonModel):
         else:
             wrapper.keras_model = model
             wrapper.beat_length = int(next(t for t in model.inputs if t.name == BEAT_INPUT).shape[1])
-        wrapper.class_names, wrapper.context_names = class_names, context_names
+        wrapper.class_names, wrapper.context_names, wrapper.input_kind = class_names, context_names, input_kind
         return wrapper
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
@@ -121,6 +124,7 @@ class BeatClassifier(mlflow.pyfunc.PythonModel):
         self.class_names: list[str] = labels["class_names"]
         self.context_names: list[str] = labels["context_names"]
         self.beat_length = int(labels.get("beat_length", 187))
+        self.input_kind = labels.get("input", "kachuee")
         if SKLEARN_ARTIFACT in context.artifacts:
             import joblib
 

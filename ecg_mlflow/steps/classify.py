@@ -2,7 +2,7 @@
 
 The record is read at its own rate and lead (data/physionet.read_any_record); R peaks come from
 its beat annotations when it has them, else from the QRS detector; beats and their rhythm
-context are built exactly as for training (beats_from_signal, beat_context). Outputs, in `out`:
+context are built exactly as for training (the model's input kind, beat_context). Outputs, in `out`:
 - `<record>.<ANNOTATION_EXTENSION>`: a WFDB annotation file, one annotation per beat at its R
   peak, the AAMI class as the symbol (other class names as the aux note, symbol Q);
 - `<record>_beats.csv`: sample, time, label and the probability of every class per beat (and the
@@ -29,7 +29,13 @@ from ecg_mlflow.config import ClassifyConfig
 from ecg_mlflow.data.adaptation import context_matrix
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, beat_context
 from ecg_mlflow.data.databases import get_database
-from ecg_mlflow.data.physionet import RecordSignal, beats_from_signal, has_annotations, read_any_record
+from ecg_mlflow.data.physionet import (
+    RecordSignal,
+    beats_from_signal,
+    has_annotations,
+    read_any_record,
+    record_inputs,
+)
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, LABEL_COLUMN
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.tracking.classifiers import load_served
@@ -59,7 +65,7 @@ def classify_signal(
     """Cut every beat of `read`, add its rhythm context if the model takes it, and label it."""
     start = time.perf_counter()
     beats = beats_from_signal(np.nan_to_num(read.signal), read.fs, read.qrs)
-    inputs: dict[str, np.ndarray] = {BEAT_INPUT: beats}
+    inputs: dict[str, np.ndarray] = {BEAT_INPUT: record_inputs(read, read.qrs, classifier.input_kind)}
     if classifier.context_names:
         every = np.ones(len(read.qrs), dtype=bool)
         context = beat_context(read.qrs, read.fs, every, beats)

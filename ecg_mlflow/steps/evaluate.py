@@ -116,6 +116,7 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1, model_run: Upstrea
         mlflow.log_params(
             {"upstream_run_id": model_run.run_id, "model_backbone": model_run.params.get("backbone", "ensemble")}
         )
+        classifier = load_served(config.model_uri)
         data_dir = resolve_data_dir(config.data_dir or None)
         ensure_database(database, data_dir, config.download)
         beats = load_database_beats(
@@ -124,10 +125,10 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1, model_run: Upstrea
             resolve_cache_dir(config.cache_dir or None),
             progress=verbose > 0,
             records=list(config.records) or None,
+            input_kind=classifier.input_kind,
         )
         mlflow.log_params({"beats": len(beats.y), "records_evaluated": len(set(beats.records.tolist()))})
         mlflow.set_tag("ecg_mlflow.dataset_digest", beats.digest)
-        classifier = load_served(config.model_uri)
         context = model_context(classifier, model_run, beats)
         proba = classifier.probabilities({BEAT_INPUT: beats.x} | ({} if context is None else {CONTEXT_INPUT: context}))
         evaluation = evaluate_predictions(

@@ -43,7 +43,7 @@ def development_beats(dataset: BeatDataset, context: str, adapt: str = "none") -
     parts = [split_beats(dataset, split, context, adapt) for split in ("train", "val")]
     context_rows = None if parts[0].context is None else np.concatenate([p.context for p in parts])
     x, y = np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts])
-    beats = LabelledBeats(x, y, context_rows, parts[0].context_names)
+    beats = LabelledBeats(x, y, context_rows, parts[0].context_names, dataset.input_kind)
     return beats, np.concatenate([dataset.records_train, dataset.records_val])
 
 

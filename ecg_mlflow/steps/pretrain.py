@@ -94,7 +94,7 @@ def pretraining_beats(config: PretrainConfig, dataset: BeatDataset) -> np.ndarra
     extra_records: list[str] = []
     if config.unlabelled:
         data_dir, cache_dir = resolve_data_dir(config.data.data_dir), resolve_cache_dir(config.data.cache_dir)
-        extra, extra_records = unlabelled_beats(config.unlabelled, data_dir, cache_dir)
+        extra, extra_records = unlabelled_beats(config.unlabelled, data_dir, cache_dir, config.data.input)
         beats = np.concatenate([beats, extra])
         log_new_params({"unlabelled_beats": len(extra), "unlabelled_records": len(extra_records)})
     test_records = {f"{get_database(config.data.dataset).directory}/{r}" for r in dataset.records_test.tolist()}

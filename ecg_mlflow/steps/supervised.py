@@ -58,10 +58,11 @@ class LabelledBeats:
     y: np.ndarray
     context: np.ndarray | None = None
     context_names: tuple[str, ...] = ()  # the context columns, adaptation's included (what a served model lists)
+    input_kind: str = "kachuee"  # what x holds of each beat (data/inputs.py)
 
     def subset(self, rows: np.ndarray) -> LabelledBeats:
         context = None if self.context is None else self.context[rows]
-        return LabelledBeats(self.x[rows], self.y[rows], context, self.context_names)
+        return LabelledBeats(self.x[rows], self.y[rows], context, self.context_names, self.input_kind)
 
     def inputs(self, model: keras.Model) -> np.ndarray | dict[str, np.ndarray]:
         return model_inputs(model, self.x, self.context)
@@ -78,7 +79,7 @@ def split_beats(dataset: BeatDataset, split: str, context: str, adapt: str = "no
     x, y = dataset.split(split)
     records = getattr(dataset, f"records_{split}")
     columns, names = adapt_context(adapt, dataset.context(split, context), CONTEXT_KINDS[context], records)
-    return LabelledBeats(x, y, columns, names)
+    return LabelledBeats(x, y, columns, names, dataset.input_kind)
 
 
 def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -255,7 +256,7 @@ def log_classifier(
     version or "").
     """
     few = sample.subset(np.arange(min(8, len(sample.y))))
-    info = log_served_classifier(model, few.x, few.context, class_names, few.context_names)
+    info = log_served_classifier(model, few.x, few.context, class_names, few.context_names, few.input_kind)
     mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     if not register:
         return info.model_uri, ""

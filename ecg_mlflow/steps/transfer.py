@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 STEP = "transfer"
 UPSTREAM_RUN_TAG = "ecg_mlflow.upstream_run_id"
 UPSTREAM_URI_TAG = "ecg_mlflow.upstream_model_uri"
-SPLIT_PARAMS = ("source", "split", "split_seed", "test_fraction")
+SPLIT_PARAMS = ("source", "split", "split_seed", "test_fraction", "input")  # input: the encoder saw such beats
 
 
 def resolve_pretrain_run(config: TransferConfig) -> UpstreamRun:

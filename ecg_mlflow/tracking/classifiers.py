@@ -57,14 +57,15 @@ def log_served_classifier(
     context: np.ndarray | None,
     class_names: list[str],
     context_names: tuple[str, ...] = (),
+    input_kind: str = "kachuee",
 ) -> ModelInfo:
     """Log `model` wrapped for serving, with a signature and input example made from a few real beats."""
     example = served_example(model, beats, context)
-    wrapper = served.BeatClassifier.around(model, list(class_names), list(context_names))
+    wrapper = served.BeatClassifier.around(model, list(class_names), list(context_names), input_kind)
     output = wrapper.predict(None, example)
     with tempfile.TemporaryDirectory(prefix="ecg-served-") as tmp:
         labels_path = Path(tmp) / served.LABELS_FILE
-        labels = {"class_names": list(class_names), "context_names": list(context_names)}
+        labels = {"class_names": list(class_names), "context_names": list(context_names), "input": input_kind}
         labels_path.write_text(json.dumps(labels | {"beat_length": wrapper.beat_length}))
         if is_keras(model):
             model_path, artifact, packages = Path(tmp) / served.KERAS_FILE, served.KERAS_ARTIFACT, SERVED_PACKAGES

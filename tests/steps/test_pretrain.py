@@ -73,7 +73,8 @@ def test_bad_magnitude_is_rejected_before_any_run(tracked) -> None:
 def test_unlabelled_records_join_and_held_out_records_leave_the_pretraining_set(
     two_runs, synthetic_other_databases
 ) -> None:
-    """Two 128 Hz SVDB-like records (labels never read) added, training record 101 left out: transductive."""
+    """Two 128 Hz SVDB-like records and test record 100 (labels never read) added, training record 101 left out:
+    transductive, since the encoder saw the signal of a patient it is to classify."""
     plain = MlflowClient().get_run(two_runs[0].run_id)
     assert plain.data.tags["ecg_mlflow.pretraining_protocol"] == "inductive"
     assert "101" in plain.data.params["pretrain_records"].split(",")
@@ -81,16 +82,16 @@ def test_unlabelled_records_join_and_held_out_records_leave_the_pretraining_set(
         backbone="mlp",
         epochs=1,
         batch_size=32,
-        unlabelled=(str(synthetic_other_databases / "svdb"),),
+        unlabelled=(str(synthetic_other_databases / "svdb"), "mitdb:100"),
         exclude_records=("101",),
         data=TINY,
     )
     run = MlflowClient().get_run(run_pretrain(config, register=False, verbose=0).run_id)
     params = run.data.params
-    assert "101" not in params["pretrain_records"].split(",") and params["unlabelled_records"] == "2"
+    assert "101" not in params["pretrain_records"].split(",") and params["unlabelled_records"] == "3"
     assert int(params["unlabelled_beats"]) > 50
     labelled = int(params["rep_train_beats"]) + int(params["rep_val_beats"]) - int(params["unlabelled_beats"])
     assert 0 < labelled < int(plain.data.params["rep_train_beats"]) + int(plain.data.params["rep_val_beats"])
     assert run.data.tags["ecg_mlflow.pretraining_protocol"] == "transductive"
     listed = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/pretraining/records.txt").split()
-    assert "svdb/800" in listed and "101" not in listed
+    assert "svdb/800" in listed and "mitdb/100" in listed and "101" not in listed

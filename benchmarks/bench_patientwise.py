@@ -30,7 +30,7 @@ import numpy as np
 from ecg_mlflow.config import CrossValConfig, DataConfig, EvaluateConfig, FeaturesConfig
 
 FIGURES = ("macro_f1_nsv", "se_S", "ppv_S", "se_V", "ppv_V")
-KEY = ("model", "init", "context", "class_weight", "adapt")
+KEY = ("model", "init", "input", "context", "class_weight", "adapt")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,6 +42,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--contexts", default="rr_template")
     parser.add_argument("--class-weights", default="balanced")
     parser.add_argument("--adapts", default="none", help="label-free adaptations to compare (none,record_norm)")
+    parser.add_argument("--inputs", default="kachuee", help="input kinds to compare (kachuee,window,three_beats,...)")
     parser.add_argument("--fold-pretraining", action="store_true", help="init=pretrained: pretrain in every fold")
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument("--unlabelled", default="", help="sources for each fold's pretraining (mitdb:DS2,svdb)")
@@ -127,7 +128,8 @@ def cell(values: list[float]) -> str:
 
 
 def configuration(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row.get(k, "none")) for k in KEY)  # rows written before `adapt` existed did not adapt
+    defaults = {"input": "kachuee" if row.get("init") != "-" else "-"}  # rows written before these axes existed
+    return tuple(str(row.get(k, defaults.get(k, "none"))) for k in KEY)
 
 
 def grouped(rows: list[dict[str, Any]]) -> Any:
@@ -138,8 +140,8 @@ def summarise(rows: list[dict[str, Any]], svdb: bool) -> str:
     """Mean ± sd over seeds per configuration; CV first (what chooses), then DS2 and SVDB."""
     labels = ["CV macro-F1 (N,S,V)", "sd over folds"] + [f"DS2 {f}" for f in FIGURES]
     labels += [f"SVDB {f}" for f in ("macro_f1_nsv", "se_S", "ppv_S")] if svdb else []
-    lines = ["| model | init | context | class weight | adapt | seeds | " + " | ".join(labels) + " |"]
-    lines.append("| --- " * (6 + len(labels)) + "|")
+    lines = ["| model | init | input | context | class weight | adapt | seeds | " + " | ".join(labels) + " |"]
+    lines.append("| --- " * (7 + len(labels)) + "|")
     groups = itertools.groupby(
         sorted(rows, key=lambda r: [r.get(k, "none") for k in KEY]), lambda r: [r.get(k, "none") for k in KEY]
     )

@@ -72,6 +72,7 @@ class PatientwiseChoice:
     """The patient-wise protocol's defaults: what `main --split inter` runs. Each was chosen on the mean 5-fold
     cross-validated macro-F1(N,S,V) over DS1 records alone; docs/results.md has the CV table that chose them."""
 
+    input: str = "kachuee"  # what the networks see of each beat (data/inputs.py)
     context: str = "rr_template"
     class_weight: str = "balanced"
     adapt: str = "none"

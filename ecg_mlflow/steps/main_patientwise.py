@@ -59,7 +59,8 @@ def crossval_parameters(config: MainConfig, backbone: str) -> dict[str, Any]:
     pretraining = {"fold_pretraining": PATIENTWISE.fold_pretraining, "unlabelled": ",".join(PATIENTWISE.unlabelled)}
     if PATIENTWISE.fold_pretraining:
         pretraining["pretrain_epochs"] = own["pretrain"]["epochs"]
-    return {"backbone": backbone, "init": PATIENTWISE.init, **transfer, **pretraining, **shared_parameters(config)}
+    networks = {"backbone": backbone, "init": PATIENTWISE.init, "input": PATIENTWISE.input}
+    return {**networks, **transfer, **pretraining, **shared_parameters(config)}
 
 
 def patientwise_chain(config: MainConfig, chain: Chain) -> str:
@@ -68,7 +69,7 @@ def patientwise_chain(config: MainConfig, chain: Chain) -> str:
     for backbone in config.backbones:
         parameters = crossval_parameters(config, backbone)
         if PATIENTWISE.init == "pretrained" and not PATIENTWISE.fold_pretraining:
-            own = chain_parameters(config, backbone)["pretrain"]
+            own = {**chain_parameters(config, backbone)["pretrain"], "input": PATIENTWISE.input}
             unlabelled = ",".join(PATIENTWISE.unlabelled)
             pretrain = chain.child(
                 f"pretrain/{backbone}", "pretrain", {"backbone": backbone, **own, "unlabelled": unlabelled}

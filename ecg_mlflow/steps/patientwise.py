@@ -90,7 +90,8 @@ def resolve_candidates(config: PatientwiseConfig) -> list[UpstreamRun]:
 def score_candidates(
     runs: list[UpstreamRun], class_names: tuple[str, ...], headline: tuple[str, ...]
 ) -> list[Candidate]:
-    """Each run alone and, with two or more networks, the networks averaged: scored on out-of-fold beats."""
+    """Each run alone and, with two or more networks of one input kind, the networks averaged: scored on
+    out-of-fold beats."""
     folds = {run.run_id: load_out_of_fold(run.run_id) for run in runs}
     reference = folds[runs[0].run_id]
     for run in runs[1:]:
@@ -102,7 +103,7 @@ def score_candidates(
         for run in runs
     ]
     networks = [run for run in runs if run.step == NETWORK_STEP]
-    if len(networks) > 1:
+    if len(networks) > 1 and len({run.params.get("input", "kachuee") for run in networks}) == 1:
         averaged = np.mean([folds[run.run_id].proba for run in networks], axis=0)
         oof = OutOfFold(averaged, reference.y, reference.fold, reference.records)
         candidates.append(Candidate(ENSEMBLE, tuple(networks), tuple(oof.fold_scores(class_names, headline))))
@@ -165,6 +166,9 @@ def run_patientwise(config: PatientwiseConfig, *, register: bool = True, verbose
         run_id = mlflow.active_run().info.run_id
         runs = resolve_candidates(config)
         first = runs[0].params
+        declared = get_database(config.dataset)
+        candidates = score_candidates(runs, declared.class_names, declared.headline_classes)
+        chosen = max(candidates, key=lambda c: c.score)
         data = DataConfig(
             dataset=config.dataset,
             split="inter",
@@ -173,10 +177,9 @@ def run_patientwise(config: PatientwiseConfig, *, register: bool = True, verbose
             split_seed=int(first["split_seed"]),
             val_fraction=float(first["val_fraction"]),
             max_beats=int(first.get("max_beats", 0)),
+            input=chosen.runs[0].params.get("input", "kachuee"),  # the beats the chosen model takes
         )
         dataset = load_dataset(data, progress=verbose > 0)
-        candidates = score_candidates(runs, dataset.class_names, dataset.headline_classes)
-        chosen = max(candidates, key=lambda c: c.score)
         mlflow.log_metrics({"cv_macro_f1_nsv_mean": chosen.score, "cv_macro_f1_nsv_std": float(np.std(chosen.scores))})
         mlflow.log_params({"chosen": chosen.name, "chosen_run_ids": ",".join(r.run_id for r in chosen.runs)})
         table = candidates_table(candidates, chosen)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -98,3 +98,18 @@ class Schema(BaseModel):
     """A file section validated by pydantic: unknown keys are errors, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Named(Protocol):
+    name: str
+
+
+N = TypeVar("N", bound=Named)
+
+
+def declare(table: dict[str, N], item: N, kind: str) -> N:
+    """Add `item` to the table of its kind (a database, an input kind, ...); a name may be declared once."""
+    if item.name in table:
+        raise ValueError(f"{kind} {item.name!r} is declared twice")
+    table[item.name] = item
+    return item

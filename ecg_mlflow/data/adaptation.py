@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecg_mlflow.checks import declare
 from ecg_mlflow.data.errors import DataError
 
 # (context (n, k), its column names, the record of each row) -> (extra columns (n, j), their names)
@@ -43,10 +44,7 @@ ADAPTATIONS: dict[str, Adaptation] = {}
 
 
 def register_adaptation(adaptation: Adaptation) -> Adaptation:
-    if adaptation.name in ADAPTATIONS:
-        raise ValueError(f"adaptation {adaptation.name!r} is declared twice")
-    ADAPTATIONS[adaptation.name] = adaptation
-    return adaptation
+    return declare(ADAPTATIONS, adaptation, "adaptation")
 
 
 def record_standardised(

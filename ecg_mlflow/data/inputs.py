@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import resample_poly
 
+from ecg_mlflow.checks import declare
 from ecg_mlflow.config import BEAT_LENGTH, SAMPLING_RATE
 
 # (leads (n_samples, k) in physical units, the rate, R peaks at that rate) -> inputs (n_peaks, 187) float32
@@ -46,10 +47,7 @@ INPUT_KINDS: dict[str, InputKind] = {}
 
 
 def register_input_kind(kind: InputKind) -> InputKind:
-    if kind.name in INPUT_KINDS:
-        raise ValueError(f"input kind {kind.name!r} is declared twice")
-    INPUT_KINDS[kind.name] = kind
-    return kind
+    return declare(INPUT_KINDS, kind, "input kind")
 
 
 def at_rate(lead: np.ndarray, fs: int, rate: int = SAMPLING_RATE, halve: bool = False) -> np.ndarray:

@@ -19,6 +19,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ecg_mlflow.checks import declare
+
 # (class_weight "none" | "balanced", seed) -> an unfitted scikit-learn classifier with predict_proba
 Builder = Callable[[str, int], ClassifierMixin]
 
@@ -36,11 +38,8 @@ FEATURE_MODELS: dict[str, FeatureModel] = {}
 
 
 def register_feature_model(model: FeatureModel) -> FeatureModel:
-    """Add a kind to the table every other place reads; a name may be declared once."""
-    if model.name in FEATURE_MODELS:
-        raise ValueError(f"features model {model.name!r} is declared twice")
-    FEATURE_MODELS[model.name] = model
-    return model
+    """Add one to the table every other place reads; a name may be declared once."""
+    return declare(FEATURE_MODELS, model, "features model")
 
 
 def _weights(class_weight: str) -> str | None:

@@ -27,7 +27,6 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import CrossValConfig, PretrainConfig
-from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.data.splits import patient_folds
 from ecg_mlflow.models.classifier import build_ensemble, predict_proba
 from ecg_mlflow.params import flatten_config
@@ -52,13 +51,12 @@ from ecg_mlflow.steps.supervised import (
 from ecg_mlflow.steps.training import seed_everything
 from ecg_mlflow.steps.transfer import (
     UPSTREAM_RUN_TAG,
-    UPSTREAM_URI_TAG,
     label_subset,
     resolve_pretrain_run,
+    start_supervised_run,
     train_classifier,
     transfer_run_name,
 )
-from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, SCRATCH_ALIAS, crossval_model_name
 from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
 from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
@@ -134,13 +132,7 @@ def run_crossval(
     with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
         given = config.init == "pretrained" and not config.fold_pretraining  # one encoder for every fold
         upstream = resolve_pretrain_run(config) if given else None
-        if upstream is not None:
-            mlflow.set_tags({UPSTREAM_RUN_TAG: upstream.run_id, UPSTREAM_URI_TAG: upstream.model_uri})
-            mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
-        seed_everything(config.seed)
-        dataset = load_dataset(config.data, progress=verbose > 0)
-        for context in ("train", "val", "test"):
-            log_dataset_input(dataset, context=context)
+        dataset = start_supervised_run(config, upstream, verbose)
         beats, records = development_beats(dataset, config.context, config.adapt)
         fold_of = patient_folds(records, beats.y, config.folds, config.data.split_seed)
         saw_held_out = pretraining_saw_held_out(upstream, set(records.tolist()))

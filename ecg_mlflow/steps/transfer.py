@@ -18,7 +18,7 @@ import keras
 import mlflow
 
 from ecg_mlflow.config import BACKBONE_DEFAULTS, PRETRAIN_DATASET, BackboneConfig, PretrainConfig, TransferConfig
-from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.data.dataset import BeatDataset, load_dataset
 from ecg_mlflow.data.splits import stratified_subset
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import ContextSpec, build_classifier, compile_classifier
@@ -145,6 +145,18 @@ def train_classifier(
     return model, fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
 
 
+def start_supervised_run(config: TransferConfig, upstream: UpstreamRun | None, verbose: int) -> BeatDataset:
+    """The lineage (upstream tags and params), the seed and the dataset of a run that trains a classifier."""
+    if upstream is not None:
+        mlflow.set_tags({UPSTREAM_RUN_TAG: upstream.run_id, UPSTREAM_URI_TAG: upstream.model_uri})
+        mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
+    seed_everything(config.seed)
+    dataset = load_dataset(config.data, progress=verbose > 0)
+    for context in ("train", "val", "test"):
+        log_dataset_input(dataset, context=context)
+    return dataset
+
+
 def run_transfer(
     config: TransferConfig,
     *,
@@ -158,13 +170,7 @@ def run_transfer(
     ) as run:
         run_id = run.info.run_id
         upstream = resolve_pretrain_run(config) if config.init == "pretrained" else None
-        if upstream is not None:
-            mlflow.set_tags({UPSTREAM_RUN_TAG: upstream.run_id, UPSTREAM_URI_TAG: upstream.model_uri})
-            mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
-        seed_everything(config.seed)
-        dataset = load_dataset(config.data, progress=verbose > 0)
-        for context in ("train", "val", "test"):
-            log_dataset_input(dataset, context=context)
+        dataset = start_supervised_run(config, upstream, verbose)
         train, val, test = (split_beats(dataset, s, config.context, config.adapt) for s in ("train", "val", "test"))
         train = label_subset(train, config.label_fraction, config.seed)
         mlflow.log_param("train_beats", len(train.y))

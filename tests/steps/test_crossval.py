@@ -25,15 +25,10 @@ DS2_RECORDS = ("100", "103")
 
 
 @pytest.fixture(scope="module")
-def crossval(tmp_path_factory, synthetic_patientwise_mitdb):
+def crossval(tmp_path_factory, synthetic_patientwise_mitdb, tracking_store):
     """One 3-fold cross-validation of the MLP with rhythm context, on a real sqlite tracking store."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('cv_tracking')}/mlflow.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("ECG_DATA_DIR", str(synthetic_patientwise_mitdb))
-        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # a module fixture runs before the per-test reset
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("crossval")
+    folder = tmp_path_factory.mktemp("cv_tracking")
+    with tracking_store(folder, synthetic_patientwise_mitdb, "crossval"):
         config = CrossValConfig(
             backbone="mlp",
             init="scratch",
@@ -46,7 +41,6 @@ def crossval(tmp_path_factory, synthetic_patientwise_mitdb):
             data=DataConfig(split="inter"),
         )
         yield run_crossval(config, verbose=0)
-        mlflow.set_tracking_uri(None)
 
 
 def _folds(parent_id: str) -> list:

@@ -18,17 +18,10 @@ from ecg_mlflow.steps.features import run_features
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, synthetic_patientwise_mitdb):
+def store(tmp_path_factory, synthetic_patientwise_mitdb, tracking_store):
     folder = tmp_path_factory.mktemp("features_tracking")
-    uri = f"sqlite:///{folder}/mlflow.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("ECG_DATA_DIR", str(synthetic_patientwise_mitdb))
-        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # a module fixture runs before the per-test reset
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("features")
+    with tracking_store(folder, synthetic_patientwise_mitdb, "features") as uri:
         yield uri, folder
-        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")

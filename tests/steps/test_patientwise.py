@@ -28,14 +28,8 @@ def data_dir(tmp_path_factory, synthetic_patientwise_mitdb, synthetic_other_data
 
 
 @pytest.fixture(scope="module")
-def candidates(tmp_path_factory, data_dir):
-    uri = f"sqlite:///{tmp_path_factory.mktemp('patientwise_tracking')}/mlflow.db"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("ECG_DATA_DIR", str(data_dir))
-        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # a module fixture runs before the per-test reset
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("patientwise")
+def candidates(tmp_path_factory, data_dir, tracking_store):
+    with tracking_store(tmp_path_factory.mktemp("patientwise_tracking"), data_dir, "patientwise"):
         common = {"init": "scratch", "epochs": 2, "min_epochs": 0, "batch_size": 16, "context": "rr", "folds": 3}
         runs = {
             backbone: run_crossval(CrossValConfig(backbone=backbone, **common, data=INTER), register=False, verbose=0)
@@ -43,7 +37,6 @@ def candidates(tmp_path_factory, data_dir):
         }
         runs["features"] = run_features(FeaturesConfig(context="rr", folds=3, data=INTER), register=False, verbose=0)
         yield {name: result.run_id for name, result in runs.items()}
-        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,7 @@ def test_cross_validation_is_by_patient_only() -> None:
         CrossValConfig(data=DataConfig(split="intra"))
 
 
+@pytest.mark.slow  # a pretraining in each of 3 folds
 def test_fold_pretraining_leaves_each_folds_held_out_records_out(crossval) -> None:
     """Inductive pretraining under CV: every fold pretrains anew without its held-out records; unlabelled
     signal of the test records (DS2 100, 103) makes the final model's pretraining transductive."""
@@ -163,6 +164,7 @@ def test_every_adaptation_leaves_a_model_that_serves_and_classifies_a_record(
     assert len(table) > 20 and set(table["label"]) <= {"N", "S", "V", "F", "Q"}
 
 
+@pytest.mark.slow  # a pretraining and a transfer per input kind
 @pytest.mark.parametrize("kind", sorted(INPUT_KINDS))
 def test_every_input_kind_pretrains_transfers_and_classifies_a_record(crossval, kind, tmp_path, record_writer) -> None:
     """Pretraining works on each input kind; the classifier from it serves beats cut the same way."""

@@ -58,34 +58,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def configs(args: argparse.Namespace) -> list[tuple[dict[str, str], Any]]:
     """(row key, step config) for every configuration and seed."""
-    data = DataConfig(split="inter", data_dir=args.data_dir)
     out: list[tuple[dict[str, str], Any]] = []
-    axes = [args.contexts, args.class_weights, args.seeds]
-    for context, class_weight, seed in itertools.product(*(a.split(",") for a in axes)):
+    axes = [args.inputs, args.contexts, args.class_weights, args.adapts, args.seeds]
+    for kind, context, class_weight, adapt, seed in itertools.product(*(a.split(",") for a in axes)):
+        data = DataConfig(split="inter", data_dir=args.data_dir, input=kind)
+        inputs = {"context": context, "class_weight": class_weight, "adapt": adapt}
         for backbone, init in itertools.product(filter(None, args.backbones.split(",")), args.inits.split(",")):
-            pretrained = {"pretrain_model": args.pretrain_model} if init == "pretrained" and args.pretrain_model else {}
             config = CrossValConfig(
-                backbone=backbone,
-                init=init,
-                context=context,
-                class_weight=class_weight,
-                seed=int(seed),
-                epochs=args.epochs,
-                folds=args.folds,
-                data=data,
-                **pretrained,
-            )
-            out.append(({"model": backbone, "init": init, "context": context, "class_weight": class_weight}, config))
+                backbone=backbone, init=init, seed=int(seed), epochs=args.epochs, folds=args.folds, data=data,
+                **inputs, **pretraining(args, init),
+            )  # fmt: skip
+            label = init + ("-per-fold" if init == "pretrained" and args.fold_pretraining else "")
+            label += f"+{args.unlabelled}" if init == "pretrained" and args.unlabelled else ""
+            out.append(({"model": backbone, "init": label, "input": kind, **inputs}, config))
+        if kind != args.inputs.split(",")[0]:
+            continue  # a features model reads no beat samples: one row whatever the input kind
         for estimator in filter(None, args.features.split(",")):
-            config = FeaturesConfig(
-                estimator=estimator,
-                context=context,
-                class_weight=class_weight,
-                seed=int(seed),
-                folds=args.folds,
-                data=data,
-            )
-            out.append(({"model": estimator, "init": "-", "context": context, "class_weight": class_weight}, config))
+            paper_beats = DataConfig(split="inter", data_dir=args.data_dir)  # it reads the context numbers only
+            config = FeaturesConfig(estimator=estimator, seed=int(seed), folds=args.folds, data=paper_beats, **inputs)
+            out.append(({"model": estimator, "init": "-", "input": "-", **inputs}, config))
     return out
 
 

@@ -53,6 +53,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--svdb", default="svdb", help="database to evaluate every model on ('' to skip)")
     parser.add_argument("--experiment", default="bench-patientwise")
     parser.add_argument("--out", default="")
+    parser.add_argument(
+        "--report", nargs="*", default=None, help="only print the table and rank correlation of these JSONs"
+    )
     return parser.parse_args(argv)
 
 
@@ -133,10 +136,7 @@ def summarise(rows: list[dict[str, Any]], svdb: bool) -> str:
     labels += [f"SVDB {f}" for f in ("macro_f1_nsv", "se_S", "ppv_S")] if svdb else []
     lines = ["| model | init | input | context | class weight | adapt | seeds | " + " | ".join(labels) + " |"]
     lines.append("| --- " * (7 + len(labels)) + "|")
-    groups = itertools.groupby(
-        sorted(rows, key=lambda r: [r.get(k, "none") for k in KEY]), lambda r: [r.get(k, "none") for k in KEY]
-    )
-    for group, members in groups:
+    for group, members in grouped(rows):
         members = list(members)
         cells = [cell([m["cv_macro_f1_nsv_mean"] for m in members]), cell([m["cv_macro_f1_nsv_std"] for m in members])]
         cells += [cell([m.get(f"test_{f}", float("nan")) for m in members]) for f in FIGURES]
@@ -171,6 +171,11 @@ def rank_correlation(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        rows = [row for path in args.report for row in json.loads(Path(path).read_text())]
+        print(summarise(rows, any("svdb_macro_f1_nsv" in row for row in rows)))
+        print(rank_correlation(rows))
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", args.experiment)
     out = Path(args.out) if args.out else None

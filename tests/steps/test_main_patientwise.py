@@ -41,7 +41,8 @@ def chain(tmp_path_factory, synthetic_patientwise_mitdb, synthetic_other_databas
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         TF_CPP_MIN_LOG_LEVEL="3",
     )
-    env.pop("MLFLOW_RUN_ID", None)
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # nothing from other tests
+        env.pop(name, None)
     command = [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local"]
     command += ["--experiment-name", "ecg-mit"]
     for key, value in {

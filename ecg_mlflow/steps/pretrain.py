@@ -23,7 +23,7 @@ from mlflow.models import infer_signature
 from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig, resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.dataset import BeatDataset, load_dataset
-from ecg_mlflow.data.unlabelled import unlabelled_beats
+from ecg_mlflow.data.unlabelled import parse_source, unlabelled_beats
 from ecg_mlflow.models.backbones import as_model_input, build_encoder
 from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
 from ecg_mlflow.params import flatten_config
@@ -118,6 +118,8 @@ def run_pretrain(
     run_name = f"pretrain-{config.backbone}"
     with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
         run_id = run.info.run_id
+        for source in config.unlabelled:  # a wrong source fails before the labelled beats are built
+            parse_source(source, resolve_data_dir(config.data.data_dir))
         seed_everything(config.seed)
         dataset = load_dataset(config.data, progress=verbose > 0)
         log_dataset_input(dataset, context="train")

@@ -15,6 +15,7 @@ from ecg_mlflow.data import cache, kaggle, physionet, qrs, splits
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, select_context
 from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.data.sealed import check_split_open
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 # Bump when the beat extraction changes, so old caches are not reused.
@@ -51,7 +52,8 @@ class BeatDataset:
     input_kind: str = "kachuee"  # what x holds of each beat (data/inputs.py)
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of 'train', 'val' or 'test'."""
+        """(x, y) of 'train', 'val' or 'test' (the test split not while it is sealed: data/sealed.py)."""
+        check_split_open(split)
         return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
 
     def context(self, split: str, kind: str = "rr") -> np.ndarray | None:
@@ -64,6 +66,7 @@ class BeatDataset:
                 f"{self.name} has no rhythm context: its beats carry no R-peak times (the Kaggle CSVs are "
                 f"isolated beats); use source=physionet for context={kind}, or context=none"
             )
+        check_split_open(split)
         return select_context(getattr(self, f"context_{split}"), self.context_names, kind)
 
     def class_counts(self) -> dict[str, dict[str, int]]:

@@ -31,7 +31,7 @@ from ecg_mlflow.steps.supervised import (
 )
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
 from ecg_mlflow.tracking.classifiers import load_classifier
-from ecg_mlflow.tracking.datasets import log_dataset_input
+from ecg_mlflow.tracking.datasets import log_dataset_inputs
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, alias_uri, classifier_model_name, ensemble_model_name
 from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
 from ecg_mlflow.tracking.upstream import UpstreamRun, resolve_upstream_run
@@ -91,8 +91,7 @@ def run_ensemble(
         warn_about_members_that_learned_nothing(config.members, members)
         seed_everything(config.seed)
         dataset = load_dataset(config.data, progress=verbose > 0)
-        for context in ("train", "val", "test"):
-            log_dataset_input(dataset, context=context)
+        log_dataset_inputs(dataset)
         n_classes = len(dataset.class_names)
         models = [load_classifier(member.model_uri) for member in members]
         model = compile_classifier(

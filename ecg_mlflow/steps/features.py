@@ -41,7 +41,7 @@ from ecg_mlflow.steps.supervised import (
     log_test_evaluation,
     split_beats,
 )
-from ecg_mlflow.tracking.datasets import log_dataset_input
+from ecg_mlflow.tracking.datasets import log_dataset_inputs
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, features_model_name
 from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
 
@@ -66,8 +66,7 @@ def run_features(config: FeaturesConfig, *, register: bool = True, verbose: int 
     with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
         mlflow.set_tag("backbone", f"features-{config.estimator}")  # the runs table groups it beside the networks
         dataset = load_dataset(config.data, progress=verbose > 0)
-        for context in ("train", "val", "test"):
-            log_dataset_input(dataset, context=context)
+        log_dataset_inputs(dataset)
         if config.folds:
             beats, records = development_beats(dataset, config.context, config.adapt)
             fold_of = patient_folds(records, beats.y, config.folds, config.data.split_seed)

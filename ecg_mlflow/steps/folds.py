@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from ecg_mlflow.data.dataset import BeatDataset, class_counts
+from ecg_mlflow.data.sealed import TEST_SPLIT_TAG, seal_tag, sealed_test_split
 from ecg_mlflow.evaluation import evaluate_predictions
 from ecg_mlflow.steps.supervised import LabelledBeats, flag_if_learned_nothing, log_selection, split_beats
 from ecg_mlflow.tracking.runs import step_run
@@ -104,8 +105,11 @@ def cross_validate(
     for fold in range(folds):
         held = fold_of == fold
         train, val = beats.subset(np.flatnonzero(~held)), beats.subset(np.flatnonzero(held))
-        with step_run(FOLD_STEP, {**params, "fold": fold + 1}, run_name=f"fold-{fold + 1}-of-{folds}"):
-            mlflow.set_tag(FOLD_TAG, str(fold + 1))
+        with (
+            sealed_test_split("a cross-validation fold"),  # folds are compared: none computes a test figure
+            step_run(FOLD_STEP, {**params, "fold": fold + 1}, run_name=f"fold-{fold + 1}-of-{folds}"),
+        ):
+            mlflow.set_tags({FOLD_TAG: str(fold + 1), TEST_SPLIT_TAG: seal_tag()})
             mlflow.log_param("val_records", ",".join(sorted(set(records[held].tolist()))))
             model, proba, history = fit_fold(train, val, fold)
             fold_figures = log_selection(proba, val, dataset, history, majority=train.majority)

@@ -127,14 +127,20 @@ def fit_classifier(
 
 
 def headline(metrics: dict[str, float]) -> str:
-    """The test figures a run's description leads with (EC57 ones when the dataset has them)."""
-    parts = [f"test accuracy {metrics['test_accuracy']:.2%}", f"macro-F1 {metrics['test_macro_f1']:.3f}"]
-    if "test_macro_f1_nsv" in metrics:
+    """The figures a run's description leads with: the test split's for a final model, else the validation
+    split's (a compared model never sees the test split); EC57 ones when the dataset has them."""
+    split, prefix, suffix = ("test", "test_", "") if "test_accuracy" in metrics else ("validation", "val_", "_selected")
+    figure = {name: metrics.get(f"{prefix}{name}{suffix}") for name in HEADLINE}
+    parts = [f"{split} accuracy {figure['accuracy']:.2%}", f"macro-F1 {figure['macro_f1']:.3f}"]
+    if figure["macro_f1_nsv"] is not None:
         parts.append(
-            f"macro-F1(N,S,V) {metrics['test_macro_f1_nsv']:.3f}, S Se {metrics['test_se_S']:.1%} / +P "
-            f"{metrics['test_ppv_S']:.1%}, V Se {metrics['test_se_V']:.1%} / +P {metrics['test_ppv_V']:.1%}"
+            f"macro-F1(N,S,V) {figure['macro_f1_nsv']:.3f}, S Se {figure['se_S']:.1%} / +P "
+            f"{figure['ppv_S']:.1%}, V Se {figure['se_V']:.1%} / +P {figure['ppv_V']:.1%}"
         )
     return "; ".join(parts)
+
+
+HEADLINE = ("accuracy", "macro_f1", "macro_f1_nsv", "se_S", "ppv_S", "se_V", "ppv_V")
 
 
 def majority_macro_f1(y_true: np.ndarray, majority: int, n_classes: int) -> float:
@@ -215,12 +221,13 @@ def log_test_evaluation(
 def evaluate_and_log(
     model: keras.Model,
     val: LabelledBeats,
-    test: LabelledBeats,
+    test: LabelledBeats | None,
     dataset: BeatDataset,
     history: dict[str, list[float]],
     majority: int = 0,
 ) -> dict[str, float]:
-    """Selection summary (validation) and the test-split evaluation of a final network, logged to the active run.
+    """Selection summary (validation) and, for a final network (`test` given), the test-split evaluation,
+    logged to the active run. A compared network (test None: the split is sealed) gets the summary only.
 
     `majority` is the training labels' most common class: both splits are compared with always
     answering it, and a run no better than that is tagged ecg_mlflow.learned_nothing=true.
@@ -229,8 +236,10 @@ def evaluate_and_log(
     summary = log_selection(
         predict_proba(model, val.x, n_classes, context=val.context), val, dataset, history, majority
     )
-    test_proba = predict_proba(model, test.x, n_classes, context=test.context)
-    metrics = {**summary, **log_test_evaluation(test_proba, test, dataset, history, majority)}
+    metrics = dict(summary)
+    if test is not None:
+        test_proba = predict_proba(model, test.x, n_classes, context=test.context)
+        metrics |= log_test_evaluation(test_proba, test, dataset, history, majority)
     flag_if_learned_nothing(metrics)
     return metrics
 

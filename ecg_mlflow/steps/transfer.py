@@ -18,7 +18,8 @@ import keras
 import mlflow
 
 from ecg_mlflow.config import BACKBONE_DEFAULTS, PRETRAIN_DATASET, BackboneConfig, PretrainConfig, TransferConfig
-from ecg_mlflow.data.dataset import BeatDataset, load_dataset
+from ecg_mlflow.data.dataset import SPLIT_NAMES, BeatDataset, load_dataset
+from ecg_mlflow.data.sealed import open_splits
 from ecg_mlflow.data.splits import stratified_subset
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import ContextSpec, build_classifier, compile_classifier
@@ -36,7 +37,7 @@ from ecg_mlflow.steps.supervised import (
     split_beats,
 )
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, seed_everything
-from ecg_mlflow.tracking.datasets import log_dataset_input
+from ecg_mlflow.tracking.datasets import log_dataset_inputs
 from ecg_mlflow.tracking.encoder import download_encoder, encoder_params, weights_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, SCRATCH_ALIAS, alias_uri, classifier_model_name, ssl_model_name
 from ecg_mlflow.tracking.runs import describe_run, experiment_name, log_new_params, step_run
@@ -152,8 +153,7 @@ def start_supervised_run(config: TransferConfig, upstream: UpstreamRun | None, v
         mlflow.log_params({"upstream_run_id": upstream.run_id, "upstream_model_uri": upstream.model_uri})
     seed_everything(config.seed)
     dataset = load_dataset(config.data, progress=verbose > 0)
-    for context in ("train", "val", "test"):
-        log_dataset_input(dataset, context=context)
+    log_dataset_inputs(dataset)
     return dataset
 
 
@@ -171,14 +171,14 @@ def run_transfer(
         run_id = run.info.run_id
         upstream = resolve_pretrain_run(config) if config.init == "pretrained" else None
         dataset = start_supervised_run(config, upstream, verbose)
-        train, val, test = (split_beats(dataset, s, config.context, config.adapt) for s in ("train", "val", "test"))
+        train, val, *test = (split_beats(dataset, s, config.context, config.adapt) for s in open_splits(SPLIT_NAMES))
         train = label_subset(train, config.label_fraction, config.seed)
         mlflow.log_param("train_beats", len(train.y))
         if config.data.split == "inter":  # validation by whole records: which patients chose the model
             mlflow.log_param("val_records", ",".join(sorted(set(dataset.records_val))))
 
         model, history = train_classifier(config, upstream, train, val, len(dataset.class_names), callbacks, verbose)
-        metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
+        metrics = evaluate_and_log(model, val, test[0] if test else None, dataset, history, majority=train.majority)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)
         model_uri, version = log_classifier(model, val, dataset.class_names, name, alias, register, run_id)

@@ -9,7 +9,8 @@ import mlflow.data
 import mlflow.exceptions
 
 from ecg_mlflow.data.cache import stable_hash
-from ecg_mlflow.data.dataset import BeatDataset
+from ecg_mlflow.data.dataset import SPLIT_NAMES, BeatDataset
+from ecg_mlflow.data.sealed import TEST_SPLIT_TAG, open_splits, seal_tag
 
 LOG_INPUT_ATTEMPTS = 3
 DUPLICATE_WORDS = ("UniqueViolation", "duplicate key", "IntegrityError", "UNIQUE constraint")
@@ -62,3 +63,14 @@ def log_dataset_input(ds: BeatDataset, context: str = "train") -> mlflow.data.da
                 raise
             time.sleep(0.2 * (attempt + 1))
     return dataset
+
+
+def log_dataset_inputs(ds: BeatDataset) -> None:
+    """Every split a supervised run may read as its inputs, and the tag saying whether the test split was one.
+
+    Under a seal (data/sealed.py: a trial, a fold) the test split is neither read nor logged, and the run
+    is tagged `ecg_mlflow.test_split=sealed (...)`; a final model's run is tagged `evaluated`.
+    """
+    mlflow.set_tag(TEST_SPLIT_TAG, seal_tag())
+    for split in open_splits(SPLIT_NAMES):
+        log_dataset_input(ds, context=split)

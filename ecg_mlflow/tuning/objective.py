@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 
 from ecg_mlflow.config import PretrainConfig, TransferConfig
+from ecg_mlflow.data.sealed import sealed_test_split
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.params import config_from_params
 from ecg_mlflow.tuning.spec import StudySpec
@@ -126,7 +127,10 @@ def run_steps(
 
 def evaluate_steps(ctx: TrialContext) -> float:
     """The real objective: the transfer step's validation metric (never a test metric)."""
-    result = run_steps(ctx.spec, ctx.values, callbacks=(ctx.reporter.keras_callback(),), register=False, info=ctx.info)
+    with sealed_test_split("an Optuna trial"):  # a trial is compared: it never computes a test figure
+        result = run_steps(
+            ctx.spec, ctx.values, callbacks=(ctx.reporter.keras_callback(),), register=False, info=ctx.info
+        )
     metrics = dict(result.metrics)
     if ctx.spec.metric not in metrics:
         raise ObjectiveError(

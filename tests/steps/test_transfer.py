@@ -7,6 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import DataConfig, TransferConfig
+from ecg_mlflow.data.sealed import sealed_test_split
 from ecg_mlflow.steps.transfer import run_transfer
 from ecg_mlflow.tracking.classifiers import load_classifier
 
@@ -85,3 +86,21 @@ def test_the_learning_rate_of_every_epoch_is_logged_and_follows_the_schedule(tra
         assert rates == pytest.approx([1e-3] * 3)
     else:  # cosine over 3 epochs: 1/4, 3/4 of the way down after epochs 1, 2; 0 after the last
         assert rates == pytest.approx([0.75e-3, 0.25e-3, 0.0], abs=1e-6)
+
+
+def test_a_transfer_under_the_seal_computes_no_test_figure_and_says_so(tracked) -> None:
+    """What a trial or a fold runs: validation figures only, no test input, the seal named in a tag."""
+    mlflow.set_experiment("sealed")
+    config = TransferConfig(backbone="mlp", init="scratch", epochs=1, batch_size=32, data=TINY)
+    with sealed_test_split("a test of the seal"):
+        sealed = run_transfer(config, register=False, verbose=0)
+    final = run_transfer(config, register=False, verbose=0)
+    client = MlflowClient()
+    sealed_run, final_run = client.get_run(sealed.run_id), client.get_run(final.run_id)
+    assert not [name for name in sealed_run.data.metrics if name.startswith("test")]
+    assert "val_macro_f1_selected" in sealed_run.data.metrics and "test_macro_f1" in final_run.data.metrics
+    assert sealed_run.data.tags["ecg_mlflow.test_split"] == "sealed (a test of the seal)"
+    assert final_run.data.tags["ecg_mlflow.test_split"] == "evaluated"
+    splits = {t.value for i in sealed_run.inputs.dataset_inputs for t in i.tags if t.key == "ecg_mlflow.split"}
+    assert splits == {"train", "val"}
+    assert sealed_run.data.tags["mlflow.note.content"].split(". ")[-1].startswith("validation accuracy")

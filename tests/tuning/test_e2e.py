@@ -1,8 +1,9 @@
 """Real tiny studies through the real pretrain/transfer steps (synthetic MIT-BIH, 1 epoch) and the CLI.
 
-Asserts: trials complete with the transfer step's validation macro-F1 as value; the step runs nest
-under the trial's run; trial models are not registered; a pruned trial is PRUNED in Optuna and
-KILLED in MLflow (trial run and transfer step run); `tune best --apply` registers the models.
+Asserts: trials never compute a test figure (the split is sealed), the applied best does; trials complete
+with the transfer step's validation macro-F1 as value; the step runs nest under the trial's run; trial
+models are not registered; a pruned trial is PRUNED in Optuna and KILLED in MLflow (trial run and transfer
+step run); `tune best --apply` registers the models.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def test_real_study_pretrain_transfer_prune_and_apply_best(tmp_path, tracking, d
         assert trial.value == pytest.approx(transfer_metrics["best_val_macro_f1"])  # validation, not test
         assert run.data.metrics["best_val_macro_f1"] == pytest.approx(trial.value)
         assert not any(k.startswith("test") for k in run.data.metrics)
+        assert not any(k.startswith("test") for k in transfer_metrics), "a trial never computes a test figure"
+        assert steps["transfer"].data.tags["ecg_mlflow.test_split"] == "sealed (an Optuna trial)"
         assert run.info.experiment_id == runs_of("real", "tune")[0].info.experiment_id
     assert client.search_registered_models() == [], "trial models are not registered"
 
@@ -98,5 +101,10 @@ def test_real_study_pretrain_transfer_prune_and_apply_best(tmp_path, tracking, d
     applied = cli("best", "real", "--storage", storage, "--apply")
     assert applied.exit_code == 0, applied.output
     assert "transfer_run_id" in applied.output
+    final = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`ecg_mlflow.test_split` = 'evaluated'"
+    )
+    assert [r.data.tags["ecg_mlflow.step"] for r in final] == ["transfer"], "only the applied best is tested"
+    assert "test_macro_f1" in final[0].data.metrics
     names = {m.name for m in client.search_registered_models()}
     assert any("mlp" in name for name in names) and len(names) == 2, names

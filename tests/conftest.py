@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import wfdb
@@ -341,3 +342,34 @@ def model_server():
 def post_json():
     """`post_json(url, body)` -> (HTTP status, JSON answer), for errors too."""
     return _post
+
+
+@contextlib.contextmanager
+def _tracking_store(folder: Path, data_dir: Path, experiment: str) -> Iterator[str]:
+    uri = f"sqlite:///{folder}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("ECG_DATA_DIR", str(data_dir))
+        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # a module fixture runs before the per-test reset
+        patch.delenv("MLFLOW_RUN_ID", raising=False)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment)
+        yield uri
+        mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def tracking_store():
+    """`with tracking_store(folder, data_dir, experiment) as uri:` real MLflow on a sqlite file in `folder`,
+    ECG_DATA_DIR at `data_dir`, runs going to `experiment`: for module fixtures that run steps."""
+    return _tracking_store
+
+
+@pytest.fixture
+def committed_package() -> None:
+    """Skip a test that expects reuse while the package has uncommitted changes: reuse is off then by design
+    (tracking/provenance.py); CI runs it on a clean clone."""
+    from ecg_mlflow.tracking.provenance import code_state
+
+    if code_state().uncommitted:
+        pytest.skip("the package has uncommitted changes, so nothing is reused by design: commit to run this test")

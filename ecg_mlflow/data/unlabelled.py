@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,20 +106,33 @@ def record_beats(source: UnlabelledSource, record: str, input_kind: str = "kachu
     return physionet.record_inputs(read, read.qrs, input_kind).astype(np.float32)
 
 
-def unlabelled_beats(
-    specs: tuple[str, ...], data_dir: Path, cache_dir: Path, input_kind: str = "kachuee"
-) -> tuple[np.ndarray, list[str]]:
-    """(beats (n, 187) of `input_kind`, record ids) of every source; built once, then read from the cache."""
-    sources = [parse_source(spec, data_dir) for spec in specs]
+def unlabelled_key(sources: list[UnlabelledSource], cache_dir: Path, input_kind: str) -> dict[str, Any]:
+    """Everything the unlabelled beats depend on, the signal files' content included: the cache key, and
+    what a run that read them records as its data (tracking/provenance.py)."""
     files = [path for source in sources for path in source_files(source)]
     digests = cache.content_digests(files, cache_dir)
-    params = {
+    return {
         "format": UNLABELLED_FORMAT,
         "sources": [[s.spec, list(s.records)] for s in sources],
         "inputs": cache.stable_hash([digests[str(p.resolve())] for p in files]),
         "extraction": [extraction_fingerprint(s.database) for s in sources],  # the detector's settings too
         "input": input_kind,
     }
+
+
+def unlabelled_digest(specs: tuple[str, ...], data_dir: Path, cache_dir: Path, input_kind: str) -> str:
+    """The digest of `unlabelled_key` for these sources ("" for none)."""
+    if not specs:
+        return ""
+    return cache.stable_hash(unlabelled_key([parse_source(spec, data_dir) for spec in specs], cache_dir, input_kind))
+
+
+def unlabelled_beats(
+    specs: tuple[str, ...], data_dir: Path, cache_dir: Path, input_kind: str = "kachuee"
+) -> tuple[np.ndarray, list[str]]:
+    """(beats (n, 187) of `input_kind`, record ids) of every source; built once, then read from the cache."""
+    sources = [parse_source(spec, data_dir) for spec in specs]
+    params = unlabelled_key(sources, cache_dir, input_kind)
     entry = cache.entry_dir(cache_dir, "unlabelled", cache.stable_hash(params))
     cached = cache.read_entry(entry)
     if cached is None:

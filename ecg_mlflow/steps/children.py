@@ -1,6 +1,6 @@
 """Child runs of a multi-run command (the `main` chains, a label-efficiency study): each an `mlflow run` of this
 project's own entry point in the current environment, reused when a FINISHED run with the same entry point,
-parameters and git commit exists, as in MLflow's multistep workflow example.
+parameters, code and data exists (tracking/provenance.py), as in MLflow's multistep workflow example.
 """
 
 from __future__ import annotations
@@ -14,12 +14,23 @@ from typing import Any
 import mlflow
 from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
-from mlflow.utils.git_utils import get_git_commit
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
+from ecg_mlflow.config import resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.data.unlabelled import unlabelled_digest
+from ecg_mlflow.entry_points import ENTRY_POINTS
 from ecg_mlflow.errors import UserError
+from ecg_mlflow.params import config_from_params
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
+from ecg_mlflow.tracking.provenance import (
+    CODE_DIGEST_TAG,
+    DATA_DIGEST_TAG,
+    UNCOMMITTED_TAG,
+    code_state,
+    data_digest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +61,36 @@ def project_root() -> Path:
     return candidate if (candidate / "MLproject").exists() else Path.cwd()
 
 
+def expected_data_digest(entry_point: str, parameters: Mapping[str, str]) -> str:
+    """The data digest (tracking/provenance.py) a run of `entry_point` with these parameters would record:
+    its dataset built (or read from the cache) here, plus its unlabelled records; "" for a step that reads
+    no dataset of its own."""
+    declared = next(e for e in ENTRY_POINTS if e.name == entry_point)
+    config = config_from_params(declared.config, {**parameters, **declared.fixed})
+    data = getattr(config, "data", None)
+    if data is None:
+        return ""
+    data_dir, cache_dir = resolve_data_dir(data.data_dir or None), resolve_cache_dir(data.cache_dir or None)
+    unlabelled = unlabelled_digest(tuple(getattr(config, "unlabelled", ())), data_dir, cache_dir, data.input)
+    return data_digest(load_dataset(data).digest, unlabelled)
+
+
 def find_finished_run(
-    experiment_id: str, entry_point: str, parameters: Mapping[str, Any], git_commit: str | None
+    experiment_id: str, entry_point: str, parameters: Mapping[str, Any], code: str, data: str
 ) -> Run | None:
-    """A FINISHED run of `entry_point` with exactly these parameters on this code version."""
-    client = MlflowClient()
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{MLFLOW_PROJECT_ENTRY_POINT}` = '{entry_point}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
+    """A FINISHED run of `entry_point` with exactly these parameters, made by this code (CODE_DIGEST_TAG, from
+    a committed state) from this data (DATA_DIGEST_TAG; not compared when `data` is "")."""
+    conditions = [
+        f"tags.`{MLFLOW_PROJECT_ENTRY_POINT}` = '{entry_point}'",
+        "attributes.status = 'FINISHED'",
+        f"tags.`{CODE_DIGEST_TAG}` = '{code}'",
+        f"tags.`{UNCOMMITTED_TAG}` = 'false'",
+        *([f"tags.`{DATA_DIGEST_TAG}` = '{data}'"] if data else []),
+    ]
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=" and ".join(conditions), order_by=["attributes.start_time DESC"]
     )
     for run in runs:
-        if git_commit and run.data.tags.get(MLFLOW_GIT_COMMIT) != git_commit:
-            continue
         if all(run.data.params.get(key) == str(value) for key, value in parameters.items()):
             return run
     return None
@@ -71,13 +99,21 @@ def find_finished_run(
 def run_entry_point(
     entry_point: str, parameters: Mapping[str, Any], *, experiment_id: str, parent_run_id: str, reuse: bool = True
 ) -> tuple[Run, bool]:
-    """Run (or reuse) one child step; returns (the FINISHED run, whether it was reused)."""
+    """Run (or reuse) one child step; returns (the FINISHED run, whether it was reused).
+
+    Reused only what is provably the same: entry point, parameters, the package's code digest and the
+    data's content digest; never while the package has uncommitted changes (tracking/provenance.py).
+    """
     root = project_root()
     # Empty values are left to the entry point's default: MLflow logs them shell-quoted ("''").
     params = {key: str(value) for key, value in parameters.items() if str(value) != ""}
-    git_commit = get_git_commit(str(root))
-    if reuse:
-        found = find_finished_run(experiment_id, entry_point, params, git_commit)
+    code = code_state()
+    if reuse and code.uncommitted:
+        log.warning("not reusing %s runs: the package has uncommitted changes (commit to reuse)", entry_point)
+    elif reuse:
+        found = find_finished_run(
+            experiment_id, entry_point, params, code.digest, expected_data_digest(entry_point, params)
+        )
         if found is not None:
             log.info("reusing FINISHED %s run %s", entry_point, found.info.run_id)
             return found, True

@@ -23,7 +23,7 @@ from mlflow.models import infer_signature
 from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig, resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.dataset import BeatDataset, load_dataset
-from ecg_mlflow.data.unlabelled import parse_source, unlabelled_beats
+from ecg_mlflow.data.unlabelled import parse_source, unlabelled_beats, unlabelled_digest
 from ecg_mlflow.models.backbones import as_model_input, build_encoder
 from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
 from ecg_mlflow.params import flatten_config
@@ -31,6 +31,7 @@ from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.training import STEPS_PER_EXECUTION, MlflowEpochLogger, batches_dataset, seed_everything
 from ecg_mlflow.tracking.datasets import log_dataset_input
 from ecg_mlflow.tracking.encoder import encoder_params, log_encoder, weights_digest
+from ecg_mlflow.tracking.provenance import DATA_DIGEST_TAG, data_digest
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, register_with_alias, ssl_model_name
 from ecg_mlflow.tracking.runs import REGISTERED_TAG, describe_run, experiment_name, log_new_params, step_run
 from ecg_mlflow.tracking.upstream import MODEL_URI_TAG
@@ -97,6 +98,8 @@ def pretraining_beats(config: PretrainConfig, dataset: BeatDataset) -> np.ndarra
         extra, extra_records = unlabelled_beats(config.unlabelled, data_dir, cache_dir, config.data.input)
         beats = np.concatenate([beats, extra])
         log_new_params({"unlabelled_beats": len(extra), "unlabelled_records": len(extra_records)})
+        key = unlabelled_digest(config.unlabelled, data_dir, cache_dir, config.data.input)
+        mlflow.set_tag(DATA_DIGEST_TAG, data_digest(dataset.digest, key))
     test_records = {f"{get_database(config.data.dataset).directory}/{r}" for r in dataset.records_test.tolist()}
     mlflow.set_tag(PROTOCOL_TAG, "transductive" if test_records & set(extra_records) else "inductive")
     mlflow.log_text("\n".join([*records, *extra_records]) + "\n", "pretraining/records.txt")

@@ -11,6 +11,7 @@ import mlflow.exceptions
 from ecg_mlflow.data.cache import stable_hash
 from ecg_mlflow.data.dataset import SPLIT_NAMES, BeatDataset
 from ecg_mlflow.data.sealed import TEST_SPLIT_TAG, open_splits, seal_tag
+from ecg_mlflow.tracking.provenance import DATA_DIGEST_TAG, data_digest
 
 LOG_INPUT_ATTEMPTS = 3
 DUPLICATE_WORDS = ("UniqueViolation", "duplicate key", "IntegrityError", "UNIQUE constraint")
@@ -52,6 +53,7 @@ def log_dataset_input(ds: BeatDataset, context: str = "train") -> mlflow.data.da
         digest=split_digest(ds, split),
     )
     tags = {"ecg_mlflow.split": split, "ecg_mlflow.dataset_digest": ds.digest, "ecg_mlflow.beats": str(len(y))}
+    mlflow.set_tag(DATA_DIGEST_TAG, data_digest(ds.digest))  # what reuse compares (tracking/provenance.py)
     for attempt in range(LOG_INPUT_ATTEMPTS):
         try:
             mlflow.log_input(dataset, context=context, tags=tags)

@@ -26,6 +26,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.processes import process_identity, process_is_dead, terminate_as_interrupt
+from ecg_mlflow.tracking.provenance import tag_code_state
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def step_run(
         with terminate_as_interrupt():
             grouping = {key: str(params[key]) for key in GROUPING_PARAMS if key in params}
             mlflow.set_tags({STEP_TAG: step, PROCESS_TAG: process_identity(), **grouping})
+            tag_code_state()
             if adopted and run_name:
                 mlflow.set_tag("mlflow.runName", run_name)
             mark_classic_ml(run.info.experiment_id)

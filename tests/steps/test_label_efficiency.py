@@ -94,7 +94,7 @@ def _label_efficiency(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_label_efficiency_entry_point_nests_every_point_and_reuses_them(tracked, tmp_path) -> None:
+def test_label_efficiency_entry_point_nests_every_point_and_reuses_them(tracked, tmp_path, committed_package) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     first = _label_efficiency(env)
     assert first.returncode == 0, first.stderr[-4000:]

@@ -25,7 +25,7 @@ def _main(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_main_chain_runs_then_reuses(tracked, tmp_path) -> None:
+def test_main_chain_runs_then_reuses(tracked, tmp_path, committed_package) -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"

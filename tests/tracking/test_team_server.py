@@ -82,7 +82,9 @@ def test_start_prints_exports_and_the_data_survives_a_restart(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_main_chain_runs_and_reuses_against_the_server(team_server, synthetic_mitdb, tmp_path) -> None:
+def test_main_chain_runs_and_reuses_against_the_server(
+    team_server, synthetic_mitdb, tmp_path, committed_package
+) -> None:
     env = {**os.environ, **team_server, "ECG_DATA_DIR": str(synthetic_mitdb), "TF_CPP_MIN_LOG_LEVEL": "3"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     command = [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local"]

@@ -1,20 +1,23 @@
 """A team setup in one folder: PostgreSQL, and an MLflow tracking server on it serving the artefacts.
 
     ecg-mlflow server start --dir DIR     # prints export lines: eval "$(ecg-mlflow server start --dir DIR)"
+    ecg-mlflow server user add NAME --dir DIR [--read-only]    # with authentication (see auth.py)
     ecg-mlflow server stop --dir DIR
 
 DIR holds everything, so the runs, models and studies survive a restart:
   pgdata/      the PostgreSQL cluster (databases `mlflow` and `optuna`)
   artifacts/   the artefact store the tracking server serves (clients upload and download over HTTP)
   server.json  ports, host and the tracking server's pid;  credentials (0600): the database password
+  auth/        MLflow's users and their passwords, when the tracking server asks for them (auth.py)
   postgres.log, mlflow.log
 
 PostgreSQL comes from the system packages (Debian/Ubuntu: `apt-get install postgresql`; any
 install with initdb and pg_ctl on PATH, in /usr/lib/postgresql/*/bin, or $ECG_PG_BIN). Both
 servers bind 127.0.0.1 unless --host says otherwise. The database asks for a password over TCP
-(scram-sha-256); the tracking server has no authentication, so bind another interface only on a
-trusted network. PostgreSQL refuses to run as root: under root the cluster is owned by, and run
-as, the unprivileged user `ecg-mlflow` (and the folder's parents become traversable by others).
+(scram-sha-256). The tracking server runs MLflow's basic authentication whenever it binds beyond
+loopback (or with --auth); on 127.0.0.1 alone it asks for nothing. PostgreSQL refuses to run as
+root: under root the cluster is owned by, and run as, the unprivileged user `ecg-mlflow` (and the
+folder's parents become traversable by others).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.processes import pid_is_dead, process_identity, process_is_dead
+from ecg_mlflow.tracking import auth
 
 ENV_PG_BIN = "ECG_PG_BIN"
 SERVICE_USER = "ecg-mlflow"  # runs PostgreSQL when we are root
@@ -61,6 +65,7 @@ class ServerState:
     mlflow_port: int
     mlflow_pid: int
     mlflow_process: str = ""  # host:pid:start-time, so a pid reused after a reboot is not taken for it
+    auth: bool = False  # MLflow's basic authentication is on
 
     @property
     def tracking_uri(self) -> str:
@@ -196,19 +201,23 @@ def _command_line(pid: int) -> str:
         return ""
 
 
-def start_mlflow(folder: Path, backend_uri: str, host: str, port: int, timeout: float = 120.0) -> int:
+def start_mlflow(
+    folder: Path, backend_uri: str, host: str, port: int, timeout: float = 120.0, auth_env: dict[str, str] | None = None
+) -> int:
     """`mlflow server` on the PostgreSQL backend with --serve-artifacts, detached; waits for /health.
 
-    The backend URI (with the password) goes in the environment, not on the command line `ps` shows.
+    The backend URI (with the password) goes in the environment, not on the command line `ps` shows;
+    so do the basic-auth settings `auth_env` (auth.prepare; None: no authentication).
     """
     artifacts = folder / "artifacts"
     artifacts.mkdir(exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server", "--serve-artifacts",
         "--artifacts-destination", str(artifacts.resolve()), "--host", host, "--port", str(port), "--workers", "2",
-    ]  # fmt: skip
+    ] + (["--app-name", "basic-auth"] if auth_env is not None else [])  # fmt: skip
     # The server's job runner (GenAI scorers, several polling processes) is not used by this suite.
     environ = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    environ.update(auth_env or {})
     with open(folder / "mlflow.log", "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environ)
     try:
@@ -262,27 +271,38 @@ def _write_state(folder: Path, state: ServerState) -> None:
     tmp.replace(folder / STATE_FILE)
 
 
-def start(folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: int = 0) -> ServerState:
-    """Bring up PostgreSQL and the tracking server in `folder` (or find them running); port 0: a free port."""
+def start(
+    folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: int = 0, with_auth: bool = False
+) -> ServerState:
+    """Bring up PostgreSQL and the tracking server in `folder` (or find them running); port 0: a free port.
+    Authentication is on with `with_auth`, beyond loopback, or when the folder has users (auth.wanted)."""
     folder = folder.resolve()  # PostgreSQL takes a relative socket folder for a host name
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     running = running_state(folder)
+    use_auth = auth.wanted(folder, host, with_auth)
     if running is not None:
+        if use_auth and not running.auth:
+            raise ServerError(
+                f"the server in {folder} runs without authentication; stop it (ecg-mlflow server stop --dir "
+                f"{folder}) and start it again with --auth"
+            )
         return running
     state = read_state(folder)
     user = _service_user()
     password = init_cluster(folder, user)
+    auth_env = auth.prepare(folder) if use_auth else None
     previous = state or ServerState(host, 0, 0, 0)
     pg_port = pg_port or previous.pg_port or free_port(host)
     mlflow_port = mlflow_port or previous.mlflow_port or free_port(host)
     stop_postgres(folder, user)  # a cluster left running by a crashed start is restarted cleanly
     try:
         start_postgres(folder, host, pg_port, user)
-        pid = start_mlflow(folder, ServerState(host, pg_port, 0, 0).database_uri("mlflow", password), host, mlflow_port)
+        backend = ServerState(host, pg_port, 0, 0).database_uri("mlflow", password)
+        pid = start_mlflow(folder, backend, host, mlflow_port, auth_env=auth_env)
     except BaseException:
         stop_postgres(folder, user)
         raise
-    state = ServerState(host, pg_port, mlflow_port, pid, process_identity(pid))
+    state = ServerState(host, pg_port, mlflow_port, pid, process_identity(pid), use_auth)
     _write_state(folder, state)
     return state
 
@@ -300,14 +320,23 @@ def stop(folder: Path) -> bool:
     return True
 
 
-def export_lines(folder: Path) -> str:
-    """The shell lines that point MLflow and `ecg-mlflow tune` at the running servers."""
+def export_lines(folder: Path, user: str | None = None) -> str:
+    """The shell lines that point MLflow and `ecg-mlflow tune` at the running servers: as the admin, or as
+    `user`. A read-only user gets no Optuna storage: its URL holds the database's own password."""
     folder = folder.resolve()
     state = running_state(folder)
     if state is None:
         raise ServerError(f"no server is running in {folder}; start one with: ecg-mlflow server start --dir {folder}")
-    password = (folder / "credentials").read_text().strip()
-    return (
-        f"export MLFLOW_TRACKING_URI={state.tracking_uri}\n"
-        f"export ECG_OPTUNA_STORAGE={state.database_uri('optuna', password)}"
-    )
+    exports = {"MLFLOW_TRACKING_URI": state.tracking_uri}
+    read_only = False
+    if state.auth:
+        name, secret, read_only = auth.login(folder, user)
+        exports |= {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": secret}
+    elif user is not None:
+        raise ServerError(
+            f"the server in {folder} runs without authentication, so has no users; restart it with --auth"
+        )
+    if not read_only:
+        password = (folder / "credentials").read_text().strip()
+        exports["ECG_OPTUNA_STORAGE"] = state.database_uri("optuna", password)
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in exports.items())

@@ -15,26 +15,68 @@ without this module. TensorFlow registers the V1 gradient for BlockLSTMV2 (anoth
 so the gradient here calls BlockLSTMGradV2 itself; outputs and gradients match Keras' loop to
 float32 rounding (tests/models/test_lstm_kernel.py).
 
+It hooks private symbols (HOOKED), checked at install: where a Keras or TensorFlow release lacks one,
+`install()` leaves Keras' own LSTM in place and says so in one warning line. Verified on Keras 3.15.1 and
+TensorFlow 2.21.0 (the versions requirements.lock pins; docs/models.md).
+
 Keep tf.data autotuning off around it (steps/training.py: `untuned`): with autotuning on,
 TensorFlow ran the shards one after the other in about half the epochs.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import keras
 
+log = logging.getLogger(__name__)
 SHARDS = 2  # cores the batch is cut for; results do not depend on it beyond float rounding
 
 
-def install(shards: int = SHARDS) -> None:
-    """Route Keras' fused-LSTM hook to `fused_lstm` on the TensorFlow backend (idempotent)."""
+# (module, attribute) of every private symbol this kernel hooks or calls.
+HOOKED: tuple[tuple[str, str], ...] = (
+    ("keras.src.backend", "lstm"),
+    ("tensorflow.python.ops.gen_rnn_ops", "block_lstmv2"),
+    ("tensorflow.python.ops.gen_rnn_ops", "block_lstm_grad_v2"),
+)
+
+
+def missing_symbols() -> list[str]:
+    """The HOOKED symbols this Keras/TensorFlow does not have (an empty list: the kernel can run)."""
+    missing = []
+    for module, name in HOOKED:
+        try:
+            found = hasattr(importlib.import_module(module), name)
+        except ImportError:
+            found = False
+        if not found:
+            missing.append(f"{module}.{name}")
+    return missing
+
+
+def install(shards: int = SHARDS) -> bool:
+    """Route Keras' fused-LSTM hook to `fused_lstm` on the TensorFlow backend (idempotent).
+
+    Returns whether the fused kernel is in place; False, with one warning line, when a hooked symbol is
+    missing in this Keras or TensorFlow (the LSTM then runs Keras' own loop: the same maths, slower).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return False
+    if missing := missing_symbols():
+        log.warning(
+            "fused LSTM kernel off: %s not found in Keras %s / TensorFlow %s; the LSTM runs Keras' own loop",
+            ", ".join(missing),
+            keras.__version__,
+            importlib.import_module("tensorflow").__version__,
+        )
+        return False
     from keras.src import backend
 
-    if keras.backend.backend() != "tensorflow" or getattr(backend.lstm, "fused_shards", None) == shards:
-        return
+    if getattr(backend.lstm, "fused_shards", None) == shards:
+        return True
     original = getattr(backend.lstm, "keras_lstm", backend.lstm)
 
     def lstm(*args: Any, **kwargs: Any) -> Any:
@@ -45,6 +87,7 @@ def install(shards: int = SHARDS) -> None:
 
     lstm.keras_lstm, lstm.fused_shards = original, shards
     backend.lstm = lstm
+    return True
 
 
 def uninstall() -> None:

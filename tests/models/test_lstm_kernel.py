@@ -93,3 +93,18 @@ def test_mixed_precision_falls_back_to_keras_loop():
         assert "BlockLSTMV2" not in _graph_ops(model, np.ones((2, 11, 1), dtype="float32"))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_missing_private_symbol_leaves_keras_own_lstm_with_one_warning(keras_loop, monkeypatch, caplog) -> None:
+    """A Keras/TensorFlow release without a hooked symbol: no kernel, Keras' loop, one warning line."""
+    from keras.src import backend
+    from tensorflow.python.ops import gen_rnn_ops
+
+    monkeypatch.delattr(gen_rnn_ops, "block_lstmv2")
+    with caplog.at_level("WARNING", logger="ecg_mlflow.models.lstm_kernel"):
+        assert lstm_kernel.install() is False
+    (record,) = caplog.records
+    assert "gen_rnn_ops.block_lstmv2" in record.getMessage() and "\n" not in record.getMessage()
+    assert not hasattr(backend.lstm, "fused_shards"), "Keras' own hook stays in place"
+    model = _lstm_model(go_backwards=False, return_sequences=False, seed=0)
+    assert np.isfinite(model(np.ones((2, 11, 3), "float32"))).all()

@@ -30,7 +30,7 @@ import numpy as np
 from ecg_mlflow.config import CrossValConfig, DataConfig, EvaluateConfig, FeaturesConfig
 
 FIGURES = ("macro_f1_nsv", "se_S", "ppv_S", "se_V", "ppv_V")
-KEY = ("model", "init", "input", "context", "class_weight", "adapt")
+KEY = ("model", "init", "input", "context", "context_join", "class_weight", "adapt")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -40,6 +40,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--inits", default="scratch")
     parser.add_argument("--pretrain-model", default="", help="models:/ URI of the encoder for init=pretrained")
     parser.add_argument("--contexts", default="rr_template")
+    parser.add_argument("--context-joins", default="wide_deep", help="networks' context joins (wide_deep,deep)")
     parser.add_argument("--class-weights", default="balanced")
     parser.add_argument("--adapts", default="none", help="label-free adaptations to compare (none,record_norm)")
     parser.add_argument("--inputs", default="kachuee", help="input kinds to compare (kachuee,window,three_beats,...)")
@@ -66,20 +67,21 @@ def configs(args: argparse.Namespace) -> list[tuple[dict[str, str], Any]]:
     for kind, context, class_weight, adapt, seed in itertools.product(*(a.split(",") for a in axes)):
         data = DataConfig(split="inter", data_dir=args.data_dir, input=kind)
         inputs = {"context": context, "class_weight": class_weight, "adapt": adapt}
-        for backbone, init in itertools.product(filter(None, args.backbones.split(",")), args.inits.split(",")):
+        networks = filter(None, args.backbones.split(","))
+        for backbone, init, join in itertools.product(networks, args.inits.split(","), args.context_joins.split(",")):
             config = CrossValConfig(
                 backbone=backbone, init=init, seed=int(seed), epochs=args.epochs, folds=args.folds, data=data,
-                **inputs, **pretraining(args, init),
+                context_join=join, **inputs, **pretraining(args, init),
             )  # fmt: skip
             label = init + ("-per-fold" if init == "pretrained" and args.fold_pretraining else "")
             label += f"+{args.unlabelled}" if init == "pretrained" and args.unlabelled else ""
-            out.append(({"model": backbone, "init": label, "input": kind, **inputs}, config))
+            out.append(({"model": backbone, "init": label, "input": kind, "context_join": join, **inputs}, config))
         if kind != args.inputs.split(",")[0]:
             continue  # a features model reads no beat samples: one row whatever the input kind
         for estimator in filter(None, args.features.split(",")):
             paper_beats = DataConfig(split="inter", data_dir=args.data_dir)  # it reads the context numbers only
             config = FeaturesConfig(estimator=estimator, seed=int(seed), folds=args.folds, data=paper_beats, **inputs)
-            out.append(({"model": estimator, "init": "-", "input": "-", **inputs}, config))
+            out.append(({"model": estimator, "init": "-", "input": "-", "context_join": "-", **inputs}, config))
     return out
 
 
@@ -122,7 +124,8 @@ def cell(values: list[float]) -> str:
 
 
 def configuration(row: dict[str, Any]) -> tuple[str, ...]:
-    defaults = {"input": "kachuee" if row.get("init") != "-" else "-"}  # rows written before these axes existed
+    network = row.get("init") != "-"  # rows written before these axes existed
+    defaults = {"input": "kachuee" if network else "-", "context_join": "wide_deep" if network else "-"}
     return tuple(str(row.get(k, defaults.get(k, "none"))) for k in KEY)
 
 
@@ -134,7 +137,7 @@ def summarise(rows: list[dict[str, Any]], svdb: bool) -> str:
     """Mean ± sd over seeds per configuration; CV first (what chooses), then DS2 and SVDB."""
     labels = ["CV macro-F1 (N,S,V)", "sd over folds"] + [f"DS2 {f}" for f in FIGURES]
     labels += [f"SVDB {f}" for f in ("macro_f1_nsv", "se_S", "ppv_S")] if svdb else []
-    lines = ["| model | init | input | context | class weight | adapt | seeds | " + " | ".join(labels) + " |"]
+    lines = ["| model | init | input | context | join | class weight | adapt | seeds | " + " | ".join(labels) + " |"]
     lines.append("| --- " * (7 + len(labels)) + "|")
     for group, members in grouped(rows):
         members = list(members)

@@ -22,7 +22,7 @@ from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.databases import DATABASES, training_datasets
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
-from ecg_mlflow.models.catalog import BackboneConfig
+from ecg_mlflow.models.catalog import CONTEXT_JOINS, BackboneConfig
 from ecg_mlflow.models.features import FEATURE_MODELS
 from ecg_mlflow.models.schedules import LR_SCHEDULES
 from ecg_mlflow.profiles import PATIENTWISE, PROFILES, Profile
@@ -56,6 +56,7 @@ Backbones = Annotated[tuple[Backbone, ...], Field(min_length=1), comma_separated
 Context = Annotated[str, one_of(lambda: CONTEXTS)]
 ClassWeight = Annotated[str, one_of(lambda: CLASS_WEIGHTS)]
 Adapt = Annotated[str, one_of(lambda: ADAPTATIONS)]
+ContextJoin = Annotated[str, one_of(lambda: CONTEXT_JOINS)]
 LrSchedule = Annotated[str, one_of(lambda: LR_SCHEDULES)]
 Split = Annotated[str, one_of(lambda: SPLITS)]
 InputKind = Annotated[str, one_of(lambda: input_kinds())]
@@ -212,6 +213,7 @@ class TransferConfig:
     context: Context = "none"
     class_weight: ClassWeight = "none"
     adapt: Adapt = "none"
+    context_join: ContextJoin = "wide_deep"
     model: BackboneConfig | None = None
     data: DataConfig = field(default_factory=DataConfig)
 

@@ -154,6 +154,8 @@ PARAMETER_HELP: dict[str, str] = {
     "fold_pretraining": "true: pretrain anew in every fold without its held-out records (inductive pretraining "
     "under cross-validation); false: one upstream encoder for all folds",
     "pretrain_epochs": "epochs of each fold's pretraining (fold_pretraining=true)",
+    "context_join": "how the context numbers join the beat's features: wide_deep (also straight to the head) or "
+    "deep (through one Dense layer only)",
     "adapt": "label-free adaptation to each record: none, or record_norm (the context numbers also standardised "
     "within their record, AdaBN-style)",
     "candidates": "comma-separated run IDs of finished crossval or features runs sharing their folds (main fills them)",

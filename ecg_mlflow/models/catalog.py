@@ -110,3 +110,12 @@ register_backbone(
         sizes=("units", "depth", "dense_units", "dropout", "kernel_size"),
     )
 )
+
+
+# How a classifier joins the context numbers to the beat's features (models/classifier.py build_classifier).
+# Chosen on patient-wise CV (docs/results.md), not on a test split.
+CONTEXT_JOINS: dict[str, str] = {
+    "wide_deep": "the numbers and the beat's features through one Dense layer, and the numbers also straight "
+    "to the head (a wide, linear path)",
+    "deep": "the numbers and the beat's features through one Dense layer only",
+}

@@ -40,15 +40,16 @@ class ContextSpec:
     names: tuple[str, ...]
     mean: tuple[float, ...]
     variance: tuple[float, ...]
+    join: str = "wide_deep"  # models/catalog.CONTEXT_JOINS
 
     @classmethod
-    def fit(cls, names: Sequence[str], context: np.ndarray) -> ContextSpec:
+    def fit(cls, names: Sequence[str], context: np.ndarray, join: str = "wide_deep") -> ContextSpec:
         """Statistics of the training split's context (never validation or test)."""
         context = np.asarray(context, dtype=np.float64)
         if context.ndim != 2 or context.shape[1] != len(names) or len(context) == 0:
             raise ValueError(f"context must be (n > 0, {len(names)}), got {context.shape}")
         variance = np.maximum(context.var(axis=0), 1e-6)
-        return cls(tuple(names), tuple(context.mean(axis=0).tolist()), tuple(variance.tolist()))
+        return cls(tuple(names), tuple(context.mean(axis=0).tolist()), tuple(variance.tolist()), join)
 
 
 def build_classifier(
@@ -57,8 +58,8 @@ def build_classifier(
     """encoder + task head; freeze=True keeps the (pretrained) encoder fixed as a feature extractor.
 
     With `context`, the model takes {"beat", "rhythm"}: the normalised context and the encoder's
-    features (with dropout) go through one Dense layer, and the head sees that layer and the
-    normalised context itself (the wide, linear path).
+    features (with dropout) go through one Dense layer, and the head sees that layer and, for
+    join="wide_deep", the normalised context itself (the wide, linear path; CONTEXT_JOINS).
     """
     _check_classes(n_classes)
     encoder.trainable = not freeze
@@ -73,7 +74,8 @@ def build_classifier(
         dropped = keras.layers.Dropout(FEATURE_DROPOUT, name="beat_feature_dropout")(features)
         joined = keras.layers.Concatenate(name="join_rhythm")([dropped, scaled])
         hidden = keras.layers.Dense(CONTEXT_UNITS, activation="relu", name="rhythm_dense")(joined)
-        features = keras.layers.Concatenate(name="wide_rhythm")([hidden, scaled])
+        wide = context.join == "wide_deep"
+        features = keras.layers.Concatenate(name="wide_rhythm")([hidden, scaled]) if wide else hidden
         inputs = {BEAT_INPUT: beat, CONTEXT_INPUT: rhythm}
     if n_classes == 2:
         outputs = keras.layers.Dense(1, activation="sigmoid", name=HEAD)(features)

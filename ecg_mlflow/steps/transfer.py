@@ -114,9 +114,9 @@ def label_subset(train: LabelledBeats, fraction: float, seed: int) -> LabelledBe
     return train.subset(stratified_subset(train.y, fraction, seed))
 
 
-def context_spec(kind: str, train: LabelledBeats) -> ContextSpec | None:
-    """The context inputs of the classifier, normalised with the training beats' statistics."""
-    return None if train.context is None else ContextSpec.fit(train.context_names, train.context)
+def context_spec(train: LabelledBeats, join: str) -> ContextSpec | None:
+    """The context inputs of the classifier, normalised with the training beats' statistics, joined as `join`."""
+    return None if train.context is None else ContextSpec.fit(train.context_names, train.context, join)
 
 
 def train_classifier(
@@ -136,7 +136,8 @@ def train_classifier(
     encoder, model_config = build_transfer_encoder(config, upstream)
     log_new_params(encoder_params(model_config))
     mlflow.set_tag("ecg_mlflow.init_encoder_digest", weights_digest(encoder))
-    classifier = build_classifier(encoder, n_classes, freeze=config.freeze, context=context_spec(config.context, train))
+    spec = context_spec(train, config.context_join)
+    classifier = build_classifier(encoder, n_classes, freeze=config.freeze, context=spec)
     steps_per_epoch = math.ceil(len(train.y) / config.batch_size)
     rate = learning_rate(config.lr_schedule, config.learning_rate, config.epochs, steps_per_epoch)
     model = compile_classifier(classifier, n_classes, rate, STEPS_PER_EXECUTION)

@@ -9,6 +9,8 @@ import pytest
 from ecg_mlflow.config import BEAT_LENGTH, BackboneConfig
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import (
+    CONTEXT_UNITS,
+    HEAD,
     ContextSpec,
     build_classifier,
     build_ensemble,
@@ -144,6 +146,15 @@ def test_every_backbone_takes_context_as_a_second_named_input(beats: np.ndarray,
     # the context is normalised inside the model with the training statistics
     norm = model.get_layer("rhythm_normalise")
     np.testing.assert_allclose(np.ravel(norm.mean), spec.mean, rtol=1e-6)
+
+
+@pytest.mark.parametrize("join", ["wide_deep", "deep"])
+def test_the_context_join_decides_whether_the_head_sees_the_numbers_directly(beats: np.ndarray, join: str) -> None:
+    context = np.random.default_rng(2).uniform(0.5, 1.5, size=(len(beats), 3)).astype(np.float32)
+    model = build_classifier(build_encoder("mlp", SMALL["mlp"]), 5, context=ContextSpec.fit("abc", context, join))
+    head_input = model.get_layer(HEAD).input
+    assert head_input.shape[-1] == CONTEXT_UNITS + (3 if join == "wide_deep" else 0)  # plus the wide path
+    assert predict_proba(model, beats, 5, context=context).shape == (len(beats), 5)
 
 
 def test_ensemble_with_context_members_takes_both_inputs_and_saves(tmp_path, beats: np.ndarray) -> None:

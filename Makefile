@@ -8,13 +8,20 @@ DATASET ?= mit
 PROFILE ?= fast
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all study lint ui
+.PHONY: setup lock test test-all study lint ui
 
-$(VENV)/.installed: pyproject.toml
+# Every package from the lock (pinned, hash-checked), then the project itself without dependencies.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+# After editing pyproject.toml's dependencies: pin every package of .[cpu,dev] again, with hashes.
+LOCK_COMMAND := uv pip compile pyproject.toml --extra cpu --extra dev --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 -o requirements.lock
+lock: setup
+	$(BIN)/$(LOCK_COMMAND)
 
 setup: $(VENV)/.installed
 

@@ -106,18 +106,16 @@ def download(
     source: Annotated[str, typer.Option(help="A local mirror folder instead of physionet.org.")] = "",
 ) -> None:
     """Download a PhysioNet database with wfdb, every file checked against SHA256SUMS.txt."""
-    from rich.progress import Progress
-
     from ecg_mlflow.config import resolve_data_dir
     from ecg_mlflow.data.download import download_database, local_fetcher
+    from ecg_mlflow.progress import bar
 
-    with _clear_errors(), Progress(transient=True) as bar:
-        task = bar.add_task(f"downloading {database}", total=None)
+    with _clear_errors(), bar(f"downloading {database}") as update:
         target = download_database(
             database,
             resolve_data_dir(data_dir or None),
             fetch=local_fetcher(Path(source)) if source else None,
-            on_file=lambda name: bar.update(task, advance=1, description=f"{database} {name}"),
+            on_file=lambda name: update(advance=1, description=f"{database} {name}"),
         )
     typer.echo(f"{database}: verified files in {target}")
 

@@ -7,8 +7,8 @@ metrics and the step's text (a table, a summary); a UserError is one line and it
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +17,7 @@ import typer
 from ecg_mlflow.cli.errors import reported_errors
 from ecg_mlflow.cli.options import config_command
 from ecg_mlflow.entry_points import ENTRY_POINTS, EntryPoint
+from ecg_mlflow.progress import Update, bar
 
 HEADLINE_METRICS = (
     "test_accuracy",
@@ -47,17 +48,20 @@ def print_result(result: Any) -> None:
         typer.echo(result.text.rstrip("\n"))
 
 
-def progress_bar(label: str) -> Callable[[int, int], None]:
-    """on_progress(done, total) drawing one bar on stderr, opened at the first call and closed at the end."""
-    bars: list[Any] = []
+def progress_bar(label: str, stack: contextlib.ExitStack) -> Callable[[int, int], None]:
+    """on_progress(done, total) drawing the package's bar on stderr (ecg_mlflow/progress.py).
+
+    Opened at the first call, not before: the step's setup logs would tear a live bar. Closed when the work is
+    done, or with `stack` when the step fails half-way, so the error is not printed under a dead bar.
+    """
+    updates: list[Update] = []
 
     def update(done: int, total: int) -> None:
-        if not bars:
-            bars.append(typer.progressbar(length=total, label=label, file=sys.stderr))
-            bars[0].__enter__()
-        bars[0].update(done - bars[0].pos)
+        if not updates:
+            updates.append(stack.enter_context(bar(label, total)))
+        updates[0](completed=done)
         if done >= total:
-            bars[0].__exit__(None, None, None)
+            stack.close()
 
     return update
 
@@ -68,8 +72,8 @@ def step_command(entry: EntryPoint) -> Callable[..., None]:
     def run(config: Any) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         step = entry.load_step()
-        extra = {"on_progress": progress_bar(f"{entry.command}: beats")} if entry.progress else {}
-        with reported_errors():
+        with reported_errors(), contextlib.ExitStack() as bars:
+            extra = {"on_progress": progress_bar(f"{entry.command}: beats", bars)} if entry.progress else {}
             result = step(config, **extra)
         print_result(result)
 

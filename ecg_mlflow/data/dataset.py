@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from ecg_mlflow.data.context import CONTEXT_COLUMNS, select_context
 from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.sealed import check_split_open
+from ecg_mlflow.progress import bar
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 # Bump when the beat extraction changes, so old caches are not reused.
@@ -170,27 +169,6 @@ def array_parameters(config: DataConfig, data_dir: Path, cache_dir: Path) -> dic
     return params
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int, description: str) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar on stderr (or a no-op) that advances once per record."""
-    if not enabled:
-        yield lambda _record: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda record: bar.update(task, advance=1, description=f"{description} {record}")
-
-
 def record_table(
     database: Database,
     data_dir: Path,
@@ -202,9 +180,15 @@ def record_table(
     """All labelled beats of a PhysioNet-style database, concatenated over records, with per-record leads."""
     db_dir = database_dir(database, data_dir)
     records = records if records is not None else physionet.database_records(database, db_dir)
-    with _progress(progress, len(records), f"building {database.name} beats") as step:
+    what = f"building {database.name} beats"
+    with bar(what, len(records), enabled=progress) as update:
         parts = physionet.build_beats(
-            db_dir, records, workers=workers, on_record=step, database=database, input_kind=input_kind
+            db_dir,
+            records,
+            workers=workers,
+            on_record=lambda record: update(advance=1, description=f"{what} {record}"),
+            database=database,
+            input_kind=input_kind,
         )
     if not parts or sum(len(p.labels) for p in parts) == 0:
         raise DataError(f"no labelled beats found in {db_dir} (for ptbdb: no healthy-control or MI records)")

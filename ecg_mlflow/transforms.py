@@ -12,6 +12,7 @@ freshly seeded Generator reproduces them exactly.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from ecg_mlflow.checks import validated, whole_number
+from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.errors import ConfigError
 
 # Beats per chunk in build_representation_set: bounds the temporaries to a few MB.
 _CHUNK = 8192
@@ -43,14 +46,18 @@ class TransformConfig:
 
 
 def transform_index(transform: int | str) -> int:
-    """A transform by number (0-7) or name ("negation", ...) -> its number."""
+    """A transform by number (0-7) or name ("negation", ...) -> its number; ConfigError for anything else."""
     if isinstance(transform, str):
         if transform not in TRANSFORM_NAMES:
-            raise ValueError(f"unknown transform {transform!r}; expected one of {', '.join(TRANSFORM_NAMES)}")
+            raise ConfigError(f"unknown transform {transform!r}; expected one of {', '.join(TRANSFORM_NAMES)}")
         return TRANSFORM_NAMES.index(transform)
-    index = int(transform)
-    if not 0 <= index < N_TRANSFORMS:
-        raise ValueError(f"transform={transform} must lie in [0, {N_TRANSFORMS - 1}]")
+    try:
+        index = operator.index(transform)
+    except TypeError:
+        index = -1
+    if isinstance(transform, bool) or not 0 <= index < N_TRANSFORMS:
+        choices = ", ".join(TRANSFORM_NAMES)
+        raise ConfigError(f"transform={transform!r} must be a number in [0, {N_TRANSFORMS - 1}] or one of {choices}")
     return index
 
 
@@ -248,11 +255,16 @@ _TRANSFORMS = tuple(t.apply for t in TRANSFORMS)
 
 
 def _as_batch(beats: np.ndarray) -> np.ndarray:
-    beats = np.asarray(beats, dtype=np.float32)
+    """float32 (n, length) beats, length >= 1; DataError naming what is wrong with anything else."""
+    try:
+        beats = np.asarray(beats, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"beats must be numbers: {reason}") from None
     if beats.ndim == 3 and beats.shape[2] == 1:
         beats = beats[:, :, 0]
-    if beats.ndim != 2:
-        raise ValueError(f"beats must be (n, length) or (n, length, 1), got shape {beats.shape}")
+    if beats.ndim != 2 or beats.shape[1] == 0:
+        raise DataError(f"beats must be (n, length) or (n, length, 1) with length >= 1, got shape {beats.shape}")
     return beats
 
 

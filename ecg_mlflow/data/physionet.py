@@ -230,7 +230,10 @@ def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordS
         qrs, symbols = _increasing(samples[is_qrs], symbols[is_qrs])
         labels = np.asarray(database.class_index(symbols), dtype=np.int64)
     else:
-        qrs = detect_peaks(signal, int(header.fs))
+        try:
+            qrs = detect_peaks(signal, int(header.fs))
+        except DataError as error:  # the detector's message does not know the record
+            raise DataError(f"record {record} ({record}.hea): {error}") from None
         labels = np.full(len(qrs), record_label, dtype=np.int64)
     return RecordSignal(record, header.sig_name[lead], int(header.fs), signal, qrs, labels, second)
 
@@ -285,10 +288,15 @@ def unlabelled_record(comments: Sequence[str]) -> int:
 
 
 def check_header(database: Database, record: str, header: wfdb.Record) -> None:
-    """The record's rate and number of signals must be what the database declares."""
+    """The record's rate (a whole number of Hz) and number of signals must be what the database declares."""
     where = f"record {record} ({record}.hea)"
     if not header.fs or header.fs <= 0:
         raise DataError(f"{where}: no valid sampling rate in the header")
+    if not float(header.fs).is_integer():
+        raise DataError(
+            f"{where}: sampling rate {header.fs:g} Hz is not a whole number of Hz; beats are resampled "
+            "from whole-number rates: resample the record (e.g. with wfdb.processing.resample_sig)"
+        )
     if database.fs is not None and abs(float(header.fs) - database.fs) > 1e-6:
         raise DataError(
             f"{where}: sampling rate {header.fs:g} Hz, but {database.name} records are {database.fs} Hz; "

@@ -7,6 +7,7 @@ outside [0, 100], a threshold pruner with no bound) run when the study file load
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -29,6 +30,16 @@ class _Sampler(Schema):
         seed = (self.seed * 1_000_003 + seed_offset) % (2**32)
         kwargs = self.model_dump(exclude={"type", "seed"}, exclude_none=True)
         return getattr(optuna.samplers, self.optuna_class)(seed=seed, **kwargs)
+
+    @model_validator(mode="after")
+    def _optuna_accepts_it(self) -> _Sampler:
+        with warnings.catch_warnings():  # the experimental options' warnings belong to the study, not the file
+            warnings.simplefilter("ignore")
+            try:
+                self.build()  # e.g. TPE's group without multivariate, refused when the file loads, not at study start
+            except TypeError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 class TPESampler(_Sampler):
@@ -89,10 +100,11 @@ class ThresholdPruner(_Stepwise):
 class HyperbandPruner(_Pruner):
     type: Literal["hyperband"]
     optuna_class: ClassVar[str] = "HyperbandPruner"
-    min_resource: int = 1
-    max_resource: int | Literal["auto"] = "auto"
-    reduction_factor: int = 3
-    bootstrap_count: int = 0
+    # Optuna checks these bounds only when the first trial is pruned (ZeroDivisionError, math domain error).
+    min_resource: Annotated[int, Field(ge=1)] = 1
+    max_resource: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    reduction_factor: Annotated[int, Field(ge=2)] = 3
+    bootstrap_count: Annotated[int, Field(ge=0)] = 0
 
 
 class SuccessiveHalvingPruner(_Pruner):

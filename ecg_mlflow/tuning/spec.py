@@ -71,14 +71,21 @@ Scalar = Annotated[
 ]
 
 
+def _as_steps(value: Any) -> Any:
+    """`steps: transfer` is `[transfer]`; null is none; anything but a list is left for the schema to refuse."""
+    if isinstance(value, str):
+        return (value,)
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
 class StudyFile(Schema):
     """The schema of a study file; what a study records about itself (`to_dict`)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "study"
     description: str = ""
-    steps: Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else tuple(v or ()))] = (
-        "transfer",
-    )
+    steps: Annotated[tuple[str, ...], BeforeValidator(_as_steps)] = ("transfer",)
     objective: Annotated[Objective, BeforeValidator(lambda v: {"metric": v} if isinstance(v, str) else v or {})] = (
         Objective()
     )
@@ -138,6 +145,7 @@ def parse_study(
             raise StudySpecError("the file is empty")
         if not isinstance(raw, dict):
             raise StudySpecError(f"expected a mapping of study keys, got {type(raw).__name__}")
+        _check_text_keys(raw)
         try:
             study = StudyFile.model_validate({"name": default_name, **raw})
         except ValidationError as error:
@@ -150,6 +158,18 @@ def parse_study(
         return spec
     except StudySpecError as exc:
         raise StudySpecError(f"{source}: {exc}") from None
+
+
+def _check_text_keys(value: Any, where: str = "") -> None:
+    """Keys YAML read as something else (no, on, 1, null: booleans, numbers, None) are named as read,
+    where the schema would name a boolean key by its index; a blank key or one with a line break or
+    other control character (a quoted YAML key) is refused before any message prints it."""
+    for key, item in value.items() if isinstance(value, dict) else ():
+        if not isinstance(key, str):
+            raise StudySpecError(f"{where}{key!r}: keys must be text; YAML read this one as {type(key).__name__}")
+        if not key.strip() or not key.isprintable():
+            raise StudySpecError(f"{where}{key!r}: not a key (blank, or with a line break or control character)")
+        _check_text_keys(item, f"{where}{key}.")
 
 
 def _union_tags(*unions: Any) -> set[str]:

@@ -24,7 +24,7 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or not key:
+        if not sep or not key or not key.isprintable():
             raise StudySpecError(f"--set {item!r}: expected key=value")
         try:
             parsed = yaml.safe_load(value) if value.strip() else ""
@@ -39,12 +39,30 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise StudySpecError(f"{path}: no such study file")
+    """The YAML document of a study file; StudySpecError (one line) for a missing, unreadable or invalid file."""
     try:
-        return yaml.safe_load(path.read_text())
+        if not path.is_file():
+            raise StudySpecError(f"{path}: no such study file")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StudySpecError(f"{path}: cannot read the study file ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError as exc:
+        raise StudySpecError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise StudySpecError(f"{path}: not valid YAML: {exc}") from None
+        raise StudySpecError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise StudySpecError(f"{path}: not valid YAML: nested too deeply") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (PyYAML's own message quotes the line below it)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        where = f" (line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1})" if exc.problem_mark else ""
+        context = f"{exc.context}: " if exc.context else ""
+        return " ".join(f"{context}{exc.problem}{where}".split())
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _read_with_base(path: Path, seen: tuple[Path, ...]) -> Any:
@@ -57,12 +75,19 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> Any:
     raw = _read_yaml(path)
     if not isinstance(raw, dict) or "base" not in raw:
         return raw
-    base_path = (path.parent / str(raw["base"])).resolve()
+    if not isinstance(raw["base"], str) or not raw["base"].strip() or not raw["base"].isprintable():
+        raise StudySpecError(f"{path}: base: {raw['base']!r} is not a file name; give another study file's path")
+    base_path = (path.parent / raw["base"]).resolve()
     if base_path in seen or base_path == path.resolve():
         raise StudySpecError(f"{path}: base: {raw['base']} leads back to itself")
     base = _read_with_base(base_path, (*seen, path.resolve()))
     if not isinstance(base, dict):
         raise StudySpecError(f"{path}: base: {raw['base']} is not a study file")
+    for where, document in ((path, raw), (base_path, base)):  # merged key by key: both must be mappings
+        for key in ("fixed", "search_space"):
+            if not isinstance(document.get(key) or {}, dict):
+                kind = type(document[key]).__name__
+                raise StudySpecError(f"{where}: {key}: expected a mapping of parameter names, got {kind}")
     merged = {k: v for k, v in base.items() if k != "name"}
     own = {k: v for k, v in raw.items() if k != "base"}
     fixed = {**(base.get("fixed") or {}), **(own.pop("fixed", None) or {})}

@@ -1,8 +1,9 @@
 """Which process did this, and is it still alive: shared by the cache, downloads, step runs and tuning workers.
 
-An identity is "host:pid:start-time" (the start time from /proc tells a live process from a
-reused pid). A process is only ever declared dead when that can be known: on this host, its pid
-gone, a zombie, or another process now behind the same pid. Runs and trials of processes on
+An identity is "host:pid:start", start being the clock tick since boot at which the process started: it tells a
+live process from a reused pid (ticks, as in the identities already stored in runs and trials, rather than
+psutil's create_time() epoch, which moves when the clock is set). A process is only ever declared dead when that
+can be known: on this host, its pid gone, a zombie, or another process now behind the same pid. Processes on
 other hosts are never touched.
 """
 
@@ -14,51 +15,47 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+
+import psutil
 
 
-def _process_start(pid: int) -> str | None:
-    """Start time of a process (Linux /proc), to tell a live process from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":  # a zombie is dead, whatever its parent does
-        return "zombie"
-    return fields[19]
+def _start_ticks(process: psutil.Process) -> str:
+    """Clock ticks since boot at its start: create_time() less the boot time, both on the same system clock."""
+    return str(round((process.create_time() - psutil.boot_time()) * os.sysconf("SC_CLK_TCK")))
 
 
 def process_identity(pid: int | None = None) -> str:
-    """'host:pid:start-time' of this process (or of `pid` on this host)."""
+    """'host:pid:start' of this process (or of `pid` on this host); start is '?' when it cannot be read."""
     pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or '?'}"
+    try:
+        start = _start_ticks(psutil.Process(pid))
+    except psutil.Error:
+        start = "?"
+    return f"{socket.gethostname()}:{pid}:{start}"
 
 
 def pid_is_dead(pid: int) -> bool:
     """True when no live process on this host has this pid (a zombie counts as dead)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess is one too
         return True
-    except PermissionError:  # someone else's live process
+    except psutil.AccessDenied:  # someone else's live process
         return False
-    return _process_start(pid) == "zombie"
 
 
 def process_is_dead(identity: str) -> bool:
-    """True only when we can tell: the process ran on this host and is gone (or its pid was reused)."""
+    """True only when we can tell: the process ran on this host and is gone, a zombie, or its pid was reused."""
     try:
-        host, pid_text, start = identity.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return False
-    if pid_is_dead(pid):
+        host, pid, start = identity.rsplit(":", 2)
+        if host != socket.gethostname():
+            return False
+        process = psutil.Process(int(pid))
+        return process.status() == psutil.STATUS_ZOMBIE or start not in ("?", _start_ticks(process))
+    except psutil.NoSuchProcess:
         return True
-    current = _process_start(pid)
-    return start != "?" and current is not None and current != start
+    except (psutil.AccessDenied, ValueError):  # someone else's live process; not an identity
+        return False
 
 
 @contextlib.contextmanager

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
-from ecg_mlflow.processes import process_identity, process_is_dead, run_copies
+from ecg_mlflow.processes import pid_is_dead, process_identity, process_is_dead, run_copies
 
 
 def test_a_dead_process_is_known_dead_and_a_live_one_alive() -> None:
@@ -17,6 +18,25 @@ def test_a_dead_process_is_known_dead_and_a_live_one_alive() -> None:
     identity = process_identity(child.pid)
     child.wait()
     assert process_is_dead(identity) and not process_is_dead(process_identity())
+
+
+def _proc_stat(pid: str | int) -> list[str]:
+    """The fields after the command name in /proc/<pid>/stat: what identities were read from before psutil."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def test_a_zombie_or_a_reused_pid_is_dead_another_host_never() -> None:
+    """Start times are clock ticks since boot (as identities stored before psutil): another start is another process."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    host, pid, start = process_identity(child.pid).rsplit(":", 2)
+    while _proc_stat(child.pid)[0] != "Z":  # exited, not yet reaped
+        time.sleep(0.05)
+    assert start.isdigit() and pid_is_dead(child.pid) and process_is_dead(f"{host}:{pid}:{start}")
+    child.wait()
+    host, pid, start = process_identity().rsplit(":", 2)
+    assert start == _proc_stat(pid)[19]  # clock ticks since boot, as in older tags
+    assert process_is_dead(f"{host}:{pid}:{int(start) + 1}") and not process_is_dead(f"{host}:{pid}:?")
+    assert not process_is_dead(f"elsewhere:{child.pid}:1") and not process_is_dead("no identity")
 
 
 def test_run_copies_returns_the_worst_code_and_a_signal_as_a_shell_does() -> None:

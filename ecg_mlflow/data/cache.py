@@ -48,12 +48,10 @@ def array_checksums(arrays: dict[str, np.ndarray]) -> dict[str, str]:
     return sums
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file's bytes; hashlib reads it in blocks, so a large record never sits whole in memory."""
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def content_digests(files: list[Path], cache_dir: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ whose process was killed outright is removed by the next download.
 
 wfdb gives the file index and the database's current version (wfdb.io.download), but its own
 `dl_files` has no network timeout (a stalled connection hung until killed), so each file is
-fetched with urllib under TIMEOUT_SECONDS and retried RETRIES times with a growing pause.
+fetched with urllib under TIMEOUT_SECONDS and retried RETRIES times with a growing pause (tenacity).
 The fetch function is injectable so the logic is testable without network (local_fetcher).
 """
 
@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
 
 from ecg_mlflow.data.cache import file_sha256, remove_stale_temporaries
 from ecg_mlflow.data.databases import DATABASES, Database
@@ -78,19 +78,20 @@ def _get(url: str, target: Path, timeout: float) -> None:
 
 
 def _retrying(db: str, what: str, call: Callable[[], object], retries: int, pause: float) -> object:
-    """`call` up to `retries` times; the last failure is one DataError line naming the database and file."""
-    for attempt in range(1, retries + 1):
-        try:
-            return call()
-        except (OSError, urllib.error.URLError, ValueError) as exc:  # timeouts are OSErrors
-            if attempt == retries:
-                raise DataError(
-                    f"could not download {db}/{what} from PhysioNet after {retries} attempts "
-                    f"({type(exc).__name__}: {exc}); without network, copy the files from "
-                    f"https://physionet.org/content/{db}/ into DATA_DIR/{db}/"
-                ) from None
-            time.sleep(pause * attempt)
-    raise AssertionError("unreachable")
+    """`call` up to `retries` times, pausing pause x attempt between; the last failure is one DataError line."""
+    try:
+        return Retrying(
+            stop=stop_after_attempt(retries),
+            wait=wait_incrementing(start=pause, increment=pause),
+            retry=retry_if_exception_type((OSError, ValueError)),  # timeouts and urllib's URLError are OSErrors
+            reraise=True,
+        )(call)
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"could not download {db}/{what} from PhysioNet after {retries} attempts "
+            f"({type(exc).__name__}: {exc}); without network, copy the files from "
+            f"https://physionet.org/content/{db}/ into DATA_DIR/{db}/"
+        ) from None
 
 
 def local_fetcher(source_dir: Path) -> Fetch:

@@ -36,7 +36,9 @@ from ecg_mlflow.data.errors import DataError
 
 Detector = Callable[[np.ndarray, float], np.ndarray]
 
-MIN_FS = 50.0  # gqrs is documented not to work at or below 50 Hz, and a QRS complex is ~10-25 Hz
+MIN_FS = 50.0  # a QRS complex is ~10-25 Hz: no detector is tried below this rate (gqrs needs more, below)
+# gqrs times its 70 ms QRS window in quarters of int(fs) samples: below 58 Hz it raises a bare Exception.
+DETECTOR_MIN_FS: dict[str, float] = {"gqrs": 58.0}
 MIN_SECONDS = 0.5  # xqrs's filters need about that much signal; a shorter one holds no full beat
 SNAP_RADIUS_S = 0.05  # how far a detection may move to reach the R peak
 SNAP_SMOOTH_S = 0.15  # moving average subtracted before snapping: removes baseline and P/T waves
@@ -46,6 +48,7 @@ SNAP_SMOOTH_S = 0.15  # moving average subtracted before snapping: removes basel
 # 2.1 mV) 1.0 gave the same F1 as the unscaled mV signal (0.994 vs 0.993, first 3 min of 48 records).
 GQRS_AMPLITUDE = 1.0
 GQRS_WINDOW_S = 2.0
+FLAT_WINDOW_FRACTION = 1e-3  # a window whose peak-to-peak is below this share of the largest one's is flat
 
 
 @contextlib.contextmanager
@@ -89,13 +92,17 @@ def gqrs_scale(signal: np.ndarray, fs: float) -> float:
 
     The median over 2 s windows (each holds at least one beat above 30 bpm) of the peak-to-peak of
     the signal minus its 150 ms moving average: noise bursts and artefacts in a few windows do not move it.
+    Flat windows (a lead off, a gap interpolated by clean_signal) are left out: with more than half of
+    them, the median would be rounding noise and the factor ~1e14, which overflows gqrs.
     """
     high = signal - uniform_filter1d(signal, size=max(1, round(SNAP_SMOOTH_S * fs)), mode="nearest")
     window = max(1, round(GQRS_WINDOW_S * fs))
     n_windows = len(high) // window
     if n_windows:
         blocks = high[: n_windows * window].reshape(n_windows, window)
-        amplitude = float(np.median(blocks.max(axis=1) - blocks.min(axis=1)))
+        spans = blocks.max(axis=1) - blocks.min(axis=1)
+        live = spans[spans > FLAT_WINDOW_FRACTION * spans.max()]
+        amplitude = float(np.median(live)) if len(live) else 0.0
     else:
         amplitude = float(np.ptp(high)) if len(high) else 0.0
     return GQRS_AMPLITUDE / amplitude if amplitude > 0 and math.isfinite(amplitude) else 1.0
@@ -157,7 +164,7 @@ def detect_r_peaks(signal: np.ndarray, fs: float, method: str = DEFAULT_DETECTOR
     """R-peak sample indices (int64, sorted, unique, at `fs`) of one ECG lead in physical units.
 
     signal: 1-D; NaN/inf samples are linearly interpolated first (see `clean_signal`).
-    fs: sampling rate in Hz, at least MIN_FS (50 Hz).
+    fs: sampling rate in Hz, at least MIN_FS (50 Hz; 58 Hz for gqrs, DETECTOR_MIN_FS).
     method: a key of DETECTORS ("gqrs" default, "xqrs").
     A signal shorter than MIN_SECONDS (0.5 s) or flat returns no peaks. The libraries' printing and
     warnings are suppressed. Raises DataError for a bad signal, rate or method.
@@ -175,8 +182,11 @@ def detect_r_peaks(signal: np.ndarray, fs: float, method: str = DEFAULT_DETECTOR
         raise DataError(f"sampling rate must be a number, got {fs!r}") from exc
     if not math.isfinite(rate) or rate <= 0:
         raise DataError(f"sampling rate must be a positive number of Hz, got {fs!r}")
-    if rate < MIN_FS:
-        raise DataError(f"sampling rate {rate:g} Hz is too low for QRS detection; need at least {MIN_FS:g} Hz")
+    minimum = DETECTOR_MIN_FS.get(method, MIN_FS)
+    if rate < minimum:
+        raise DataError(
+            f"sampling rate {rate:g} Hz is too low for QRS detection ({method}); need at least {minimum:g} Hz"
+        )
     if len(x) < MIN_SECONDS * rate:
         return np.zeros(0, dtype=np.int64)
     x = clean_signal(x)
@@ -188,34 +198,17 @@ def detect_r_peaks(signal: np.ndarray, fs: float, method: str = DEFAULT_DETECTOR
 def match_peaks(reference: np.ndarray, detected: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matching of detected to reference peaks at most `tolerance` samples apart.
 
-    Returns (reference indices, detected indices) of the matched pairs, sorted by reference. Greedy by
-    distance: the closest pairs are matched first, each peak at most once, so with beats further
-    apart than 2 x tolerance every beat simply gets its nearest detection. Inputs must be sorted.
+    Returns (reference indices, detected indices) of the matched pairs, sorted by reference: the scoring
+    of wfdb.processing.compare_annotations (each beat gets its nearest free detection; a detection nearer
+    the next beat is left to it). Its window is exclusive (< window_width), so `tolerance` itself matches
+    as floor(tolerance) + 1 samples. Inputs must be sorted.
     """
     ref = np.asarray(reference, dtype=np.int64)
     det = np.asarray(detected, dtype=np.int64)
-    if len(ref) == 0 or len(det) == 0:
+    if len(ref) == 0 or len(det) == 0:  # compare_annotations divides by both counts
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    right = np.searchsorted(det, ref)
-    pairs = []
-    for candidate in (right - 1, right):
-        ok = (candidate >= 0) & (candidate < len(det))
-        r_idx = np.flatnonzero(ok)
-        d_idx = candidate[ok]
-        dist = np.abs(det[d_idx] - ref[r_idx])
-        close = dist <= tolerance
-        pairs.append(np.column_stack([dist[close], r_idx[close], d_idx[close]]))
-    candidates = np.concatenate(pairs)
-    candidates = candidates[np.lexsort((candidates[:, 1], candidates[:, 0]))]
-    used_ref: set[int] = set()
-    used_det: set[int] = set()
-    matched: list[tuple[int, int]] = []
-    for _, r, d in candidates.tolist():
-        if r in used_ref or d in used_det:
-            continue
-        used_ref.add(r)
-        used_det.add(d)
-        matched.append((r, d))
-    matched.sort()
-    out = np.array(matched, dtype=np.int64).reshape(-1, 2)
-    return out[:, 0], out[:, 1]
+    comparison = processing.compare_annotations(ref, det, math.floor(tolerance) + 1)
+    ref_idx, det_idx = comparison.matched_ref_inds.astype(np.int64), comparison.matched_test_inds.astype(np.int64)
+    # Beats closer than 2 x tolerance (never real ones) can get one detection twice there: the first keeps it.
+    first = np.sort(np.unique(det_idx, return_index=True)[1])
+    return ref_idx[first], det_idx[first]

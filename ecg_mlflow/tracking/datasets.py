@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import mlflow
 import mlflow.data
-import mlflow.exceptions
+from mlflow.exceptions import MlflowException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
 from ecg_mlflow.data.cache import stable_hash
 from ecg_mlflow.data.dataset import SPLIT_NAMES, BeatDataset
@@ -54,16 +53,16 @@ def log_dataset_input(ds: BeatDataset, context: str = "train") -> mlflow.data.da
     )
     tags = {"ecg_mlflow.split": split, "ecg_mlflow.dataset_digest": ds.digest, "ecg_mlflow.beats": str(len(y))}
     mlflow.set_tag(DATA_DIGEST_TAG, data_digest(ds.digest))  # what reuse compares (tracking/provenance.py)
-    for attempt in range(LOG_INPUT_ATTEMPTS):
-        try:
-            mlflow.log_input(dataset, context=context, tags=tags)
-            break
-        except mlflow.exceptions.MlflowException as error:
-            # MLflow checks for the dataset row, then inserts it: two workers logging the same dataset
-            # at once on PostgreSQL make the second insert a duplicate. Again, it finds the row.
-            if attempt + 1 == LOG_INPUT_ATTEMPTS or not any(word in str(error) for word in DUPLICATE_WORDS):
-                raise
-            time.sleep(0.2 * (attempt + 1))
+    # MLflow checks for the row, then inserts it: of two workers at once one hits a duplicate key; again, it finds it.
+    retrying = Retrying(
+        stop=stop_after_attempt(LOG_INPUT_ATTEMPTS),
+        wait=wait_incrementing(start=0.2, increment=0.2),
+        retry=retry_if_exception(
+            lambda e: isinstance(e, MlflowException) and any(w in str(e) for w in DUPLICATE_WORDS)
+        ),
+        reraise=True,
+    )
+    retrying(mlflow.log_input, dataset, context=context, tags=tags)
     return dataset
 
 

@@ -39,6 +39,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.processes import pid_is_dead, process_identity, process_is_dead
 from ecg_mlflow.tracking import auth
@@ -186,19 +188,19 @@ def stop_postgres(folder: Path, user: pwd.struct_passwd | None) -> None:
     pid_file = folder / "pgdata" / "postmaster.pid"
     if not pid_file.is_file():
         return
-    pid = int(pid_file.read_text().split()[0])
-    if pid_is_dead(pid) or "postgres" not in _command_line(pid):
+    if not _is_postgres(int(pid_file.read_text().split()[0])):
         for stale in (pid_file, *pid_file.parent.glob(".s.PGSQL.*")):  # and its socket's lock file
             stale.unlink(missing_ok=True)
         return
     _pg([str(postgres_bin() / "pg_ctl"), "-D", str(folder / "pgdata"), "-m", "fast", "-w", "stop"], user)
 
 
-def _command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+def _is_postgres(pid: int) -> bool:
+    """A live (not zombie) postgres has this pid: after a crash or a reboot it may be gone or another program's."""
+    with contextlib.suppress(psutil.Error):  # gone, or not ours to read
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and "postgres" in " ".join(process.cmdline())
+    return False
 
 
 def start_mlflow(
@@ -241,13 +243,13 @@ def _wait_for_health(process: subprocess.Popen, url: str, log: Path, timeout: fl
 
 
 def _stop_process_group(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM to the group, up to `timeout` s for its leader to end (a zombie has), then SIGKILL to what is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not pid_is_dead(pid):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
+    while time.monotonic() < deadline and not pid_is_dead(pid):  # psutil's wait misses a zombie no one reaps
+        with contextlib.suppress(psutil.Error):  # reaps the leader when it is our child; TimeoutExpired: not yet
+            psutil.Process(pid).wait(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
 

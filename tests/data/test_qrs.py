@@ -138,6 +138,9 @@ def test_match_peaks_is_one_to_one_and_nearest_first() -> None:
     assert ref_idx.tolist() == [0, 1]
     assert det_idx.tolist() == [1, 2]  # 104 (4 away) beats 95 (5 away); 210 is exactly at the tolerance
     assert match_peaks(reference, np.zeros(0, dtype=np.int64), 10)[0].size == 0
+    # wfdb's compare_annotations gives 510 to both 518 and 520 (beats closer than 2 x tolerance): kept one-to-one
+    ref_idx, det_idx = match_peaks(np.array([518, 519, 520, 528]), np.array([510, 527]), tolerance=18)
+    assert ref_idx.tolist() == [0, 3] and det_idx.tolist() == [0, 1]
 
 
 @pytest.mark.realdata

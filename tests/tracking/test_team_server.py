@@ -125,3 +125,28 @@ def test_env_without_a_running_server_says_how_to_start_one(tmp_path) -> None:
     assert f"no server is running in {tmp_path}; start one with: ecg-mlflow server start --dir" in result.stderr
     stopped = subprocess.run([*CLI, "stop", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and "no server was running" in stopped.stderr
+
+
+def test_a_stale_postmaster_pid_is_removed_not_stopped(tmp_path) -> None:
+    """A crash's postmaster.pid names a pid now gone, or another program's (here: this Python): no pg_ctl is run."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for pid in (int(gone.stdout), os.getpid()):
+        (tmp_path / "pgdata").mkdir(exist_ok=True)
+        (tmp_path / "pgdata" / "postmaster.pid").write_text(f"{pid}\n")
+        (tmp_path / "pgdata" / ".s.PGSQL.5432.lock").write_text("")
+        server.stop_postgres(tmp_path, None)
+        assert list((tmp_path / "pgdata").iterdir()) == []
+
+
+def test_stopping_a_process_group_ends_it_and_kills_what_ignores_sigterm() -> None:
+    ignoring = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    leader = subprocess.Popen([sys.executable, "-c", ignoring], start_new_session=True)
+    time.sleep(0.5)  # its handler is set
+    start = time.monotonic()
+    server._stop_process_group(leader.pid, timeout=1.0)
+    assert leader.wait(timeout=5) == -signal.SIGKILL and time.monotonic() - start < 5
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    start = time.monotonic()
+    server._stop_process_group(polite.pid)
+    assert server.pid_is_dead(polite.pid) and time.monotonic() - start < 5  # ended by SIGTERM (maybe reaped too)
+    polite.wait(timeout=5)

@@ -128,7 +128,10 @@ def extraction_fingerprint(database: Database) -> str:
         {
             "database": declaration,
             "qrs": [
-                *(qrs.DEFAULT_DETECTOR, qrs.GQRS_AMPLITUDE, qrs.SNAP_RADIUS_S, qrs.SNAP_SMOOTH_S),
+                qrs.DEFAULT_DETECTOR,
+                qrs.GQRS_AMPLITUDE,
+                qrs.SNAP_RADIUS_S,
+                qrs.SNAP_SMOOTH_S,
                 qrs.FLAT_WINDOW_FRACTION,
             ],
             "validation": [splits.MIN_VAL_RECORDS, splits.VAL_RECORD_DRAWS, splits.REQUIRED_SHARE],

@@ -65,6 +65,9 @@ class Database:
     nested_records: bool = False  # records in sub-folders (ptbdb: patientNNN/sNNNN_re)
     skip_unannotated: bool = False  # records without the annotator file are skipped (nstdb's noise records)
     citation: str = ""
+    # The paper's test accuracy for a training dataset (its Tables 1 and 2): {init: {backbone: accuracy}};
+    # `main` prints it beside ours. Empty: the paper did not train on this database.
+    paper_accuracy: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     folder: str | None = None  # folder under DATA_DIR; None: the name; "": DATA_DIR itself
     downloadable: bool = True  # on PhysioNet under its name
 
@@ -154,6 +157,10 @@ register_database(
         inter_split=InterPatientSplit(MIT_DS1, MIT_DS2, "de Chazal et al. 2004 (DS1 -> DS2; paced records left out)"),
         citation="Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. IEEE Eng in Med and Biol "
         "20(3):45-50 (2001)",
+        paper_accuracy={
+            "scratch": {"mlp": 0.9038, "cnn": 0.9228, "lstm": 0.8725},
+            "pretrained": {"mlp": 0.8718, "cnn": 0.9269, "lstm": 0.9216, "ensemble": 0.9301},
+        },
     )
 )
 register_database(
@@ -169,6 +176,10 @@ register_database(
         dataset="ptb",
         nested_records=True,
         citation="Bousseljot R, Kreiseler D, Schnabel A. Biomedizinische Technik 40 (1995)",
+        paper_accuracy={
+            "scratch": {"mlp": 0.9168, "cnn": 0.9746, "lstm": 0.8385},
+            "pretrained": {"mlp": 0.8914, "cnn": 0.9801, "lstm": 0.9704, "ensemble": 0.9849},
+        },
     )
 )
 register_database(

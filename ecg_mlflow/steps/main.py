@@ -22,6 +22,7 @@ from typing import Any
 import mlflow
 
 from ecg_mlflow.config import PRETRAIN_DATASET, MainConfig
+from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.children import Chain, MainResult, parent_metric
 from ecg_mlflow.steps.progress import Progress
@@ -30,17 +31,6 @@ from ecg_mlflow.tracking.runs import experiment_name, step_run
 log = logging.getLogger(__name__)
 
 STEP = "main"
-# The paper's Tables 1 (supervised from scratch) and 2 (with representation learning), test accuracy.
-PAPER_ACCURACY: dict[str, dict[str, dict[str, float]]] = {
-    "mit": {
-        "scratch": {"mlp": 0.9038, "cnn": 0.9228, "lstm": 0.8725},
-        "pretrained": {"mlp": 0.8718, "cnn": 0.9269, "lstm": 0.9216, "ensemble": 0.9301},
-    },
-    "ptb": {
-        "scratch": {"mlp": 0.9168, "cnn": 0.9746, "lstm": 0.8385},
-        "pretrained": {"mlp": 0.8914, "cnn": 0.9801, "lstm": 0.9704, "ensemble": 0.9849},
-    },
-}
 
 
 def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[str, Any]]:
@@ -157,7 +147,7 @@ def results_table(config: MainConfig, result: MainResult) -> str:
 
     A row whose run learned nothing (no better than always answering the majority class) says so.
     """
-    paper = PAPER_ACCURACY[config.dataset]
+    paper = get_database(config.dataset).paper_accuracy  # the paper's Tables 1 and 2, declared with the data
     ec57 = [name for name in EC57_COLUMNS if any(name in m for m in result.metrics.values())]
     header = ["model", "init", "test accuracy", "test macro-F1", *(EC57_COLUMNS[n] for n in ec57), "paper accuracy"]
     lines = [
@@ -175,7 +165,7 @@ def results_table(config: MainConfig, result: MainResult) -> str:
             metrics = result.metrics[key]
             cells = [backbone, init, *(_pct(metrics.get(n)) for n in ("test_accuracy", "test_macro_f1", *ec57))]
             note = "**learned nothing** (no better than the majority class)" if result.learned_nothing.get(key) else ""
-            cells += [_pct(paper[init].get(backbone)), result.run_ids[key][:8], note]
+            cells += [_pct(paper.get(init, {}).get(backbone)), result.run_ids[key][:8], note]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

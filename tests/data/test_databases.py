@@ -72,3 +72,12 @@ def test_a_changed_declaration_changes_the_cache_key() -> None:
     assert extraction_fingerprint(replace(mitdb, leads=("V1",))) != extraction_fingerprint(mitdb)
     split = replace(mitdb.inter_split, train_records=mitdb.inter_split.train_records[1:])
     assert extraction_fingerprint(replace(mitdb, inter_split=split)) != extraction_fingerprint(mitdb)
+
+
+def test_the_paper_reference_figures_are_declared_with_each_training_dataset() -> None:
+    """`main` prints the paper's accuracy beside ours from the declaration: a new dataset needs no table elsewhere."""
+    from ecg_mlflow.data.databases import get_database
+
+    assert get_database("mit").paper_accuracy["scratch"]["mlp"] == 0.9038
+    assert get_database("ptb").paper_accuracy["pretrained"]["ensemble"] == 0.9849
+    assert get_database("svdb").paper_accuracy == {}  # evaluation only: no reference, no KeyError

@@ -75,7 +75,9 @@ class PatientwiseChoice:
     # CV macro-F1(N,S,V) of the CNN, seed 0 (docs/results.md): input window 0.706 (three_beats 0.701, two_leads
     # 0.706, kachuee 0.676); context rr_template + balanced 0.676 (rr 0.667, rr/none 0.688, rr_template/none
     # 0.673); adapt record_norm 0.653; pretrained per fold (inductive) 0.699, once with DS2 + SVDB
-    # (transductive) 0.691, both on kachuee beats. The best measured: window, rr_template, balanced, scratch.
+    # (transductive) 0.691, both on kachuee beats; on window 3 seeds: scratch 0.695 +- 0.011, per fold 0.698 +- 0.020
+    # (a tie: the default is kept, and pretraining per fold costs 4.5x the time). The best measured: window,
+    # rr_template, balanced, scratch; with every backbone, CV prefers the networks averaged (0.721).
     input: str = "window"  # what the networks see of each beat (data/inputs.py)
     context: str = "rr_template"
     class_weight: str = "balanced"

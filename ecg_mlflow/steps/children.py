@@ -111,9 +111,10 @@ def run_entry_point(
     if reuse and code.uncommitted:
         log.warning("not reusing %s runs: the package has uncommitted changes (commit to reuse)", entry_point)
     elif reuse:
-        found = find_finished_run(
-            experiment_id, entry_point, params, code.digest, expected_data_digest(entry_point, params)
-        )
+        found = find_finished_run(experiment_id, entry_point, params, code.digest, "")
+        if found is not None:  # only a candidate is worth the data digest (it loads the dataset)
+            data = expected_data_digest(entry_point, params)
+            found = find_finished_run(experiment_id, entry_point, params, code.digest, data) if data else found
         if found is not None:
             log.info("reusing FINISHED %s run %s", entry_point, found.info.run_id)
             return found, True

@@ -76,7 +76,7 @@ class PatientwiseChoice:
     # 0.706, kachuee 0.676); context rr_template + balanced 0.676 (rr 0.667, rr/none 0.688, rr_template/none
     # 0.673); adapt record_norm 0.653; pretrained per fold (inductive) 0.699, once with DS2 + SVDB
     # (transductive) 0.691, both on kachuee beats; on window 3 seeds: scratch 0.695 +- 0.011, per fold 0.698 +- 0.020
-    # (a tie: the default is kept, and pretraining per fold costs 4.5x the time). The best measured: window,
+    # (a tie: the default is kept, and pretraining per fold costs 2-3x the time). The best measured: window,
     # rr_template, balanced, scratch; with every backbone, CV prefers the networks averaged (0.721).
     input: str = "window"  # what the networks see of each beat (data/inputs.py)
     context: str = "rr_template"

@@ -28,6 +28,7 @@ setup: $(VENV)/.installed
 lint: setup
 	$(BIN)/ruff check ecg_mlflow tests benchmarks
 	$(BIN)/ruff format --check ecg_mlflow tests benchmarks
+	$(BIN)/lint-imports
 
 # The default run: everything but the tests marked slow (multi-process `mlflow run` chains,
 # parallel tuning workers); a few minutes.

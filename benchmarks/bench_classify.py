@@ -22,7 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from ecg_mlflow.config import BACKBONE_DEFAULTS, ClassifyConfig, resolve_data_dir
+from ecg_mlflow.config import BACKBONE_DEFAULTS, ClassifyConfig
+from ecg_mlflow.data.spec import resolve_data_dir
 from ecg_mlflow.models.backbones import build_encoder
 from ecg_mlflow.models.classifier import build_classifier, build_ensemble
 from ecg_mlflow.models.served import BeatClassifier

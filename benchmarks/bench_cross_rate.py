@@ -23,8 +23,9 @@ import numpy as np
 import wfdb
 from scipy.signal import resample_poly
 
-from ecg_mlflow.config import EvaluateConfig, resolve_data_dir
+from ecg_mlflow.config import EvaluateConfig
 from ecg_mlflow.data.databases import MIT_DS2
+from ecg_mlflow.data.spec import resolve_data_dir
 
 COLUMNS = ("test_accuracy", "test_macro_f1_nsv", "test_se_S", "test_ppv_S", "test_se_V", "test_ppv_V")
 

@@ -13,8 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ecg_mlflow.config import DataConfig, resolve_data_dir
+from ecg_mlflow.config import DataConfig
 from ecg_mlflow.data.dataset import SPLIT_NAMES, load_dataset
+from ecg_mlflow.data.spec import resolve_data_dir
 
 KAGGLE_TOTALS = {"N": 90589, "S": 2779, "V": 7236, "F": 803, "Q": 8039}
 

@@ -34,8 +34,6 @@ import numpy as np
 import wfdb
 from scipy.signal import resample_poly
 
-from ecg_mlflow.config import resolve_data_dir
-from ecg_mlflow.data.physionet import choose_lead
 from ecg_mlflow.data.qrs import (
     DEFAULT_DETECTOR,
     DETECTORS,
@@ -44,6 +42,8 @@ from ecg_mlflow.data.qrs import (
     match_peaks,
     snap_to_r_peak,
 )
+from ecg_mlflow.data.records import choose_lead
+from ecg_mlflow.data.spec import resolve_data_dir
 
 TOLERANCE_S = 0.05
 MIT_FS = 360

@@ -9,9 +9,7 @@ fields need a default, so runs logged by an older version still load.
 
 from __future__ import annotations
 
-import os
 from dataclasses import field, replace
-from pathlib import Path
 from typing import Annotated, ClassVar
 
 from pydantic import Field
@@ -19,7 +17,17 @@ from pydantic import Field
 from ecg_mlflow.checks import check_choice, comma_separated, one_of, validated, whole_number
 from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.data.context import CONTEXT_KINDS
-from ecg_mlflow.data.databases import DATABASES, training_datasets
+from ecg_mlflow.data.databases import DATABASES
+from ecg_mlflow.data.spec import (
+    Count,
+    DataConfig,
+    Dataset,
+    Fraction,
+    Int,
+    Split,
+    check_context,
+    check_inter_split,
+)
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
 from ecg_mlflow.models.catalog import CONTEXT_JOINS, BackboneConfig
@@ -28,20 +36,11 @@ from ecg_mlflow.models.schedules import LR_SCHEDULES
 from ecg_mlflow.profiles import PATIENTWISE, PROFILES, Profile
 from ecg_mlflow.transforms import TRANSFORM_NAMES, TransformConfig
 
-DATASETS: tuple[str, ...] = tuple(training_datasets())
-SPLITS: tuple[str, ...] = ("intra", "inter")
-SOURCES: tuple[str, ...] = ("physionet", "kaggle")
 # Self-supervised pretraining reads this dataset's training split (the paper: MIT-BIH beats).
 PRETRAIN_DATASET = "mit"
 CONTEXTS: tuple[str, ...] = tuple(CONTEXT_KINDS)  # beside each beat: none (the paper), rr, rr_template
 CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
 INITS: tuple[str, ...] = ("pretrained", "scratch")
-SOURCES_WITH_TIMING: tuple[str, ...] = ("physionet",)  # the Kaggle CSVs are isolated beats: no R-R, no record
-BEAT_LENGTH = 187
-SAMPLING_RATE = 125
-
-ENV_DATA_DIR, ENV_CACHE_DIR = "ECG_DATA_DIR", "ECG_CACHE_DIR"
-
 # Declared in models/catalog.py; choices are read when checked (a backbone registered later is valid too).
 BACKBONES: tuple[str, ...] = tuple(BACKBONE_CATALOG)
 BACKBONE_DEFAULTS: dict[str, BackboneConfig] = {name: b.defaults for name, b in BACKBONE_CATALOG.items()}
@@ -50,7 +49,6 @@ DEFAULT_HEAD_WEIGHTS: tuple[float, ...] = (1.0,) * len(TRANSFORM_NAMES)
 UNSET = -1  # "use the backbone's default" in MLproject/CLI numeric parameters
 
 # Field types: the annotation is the check.
-Dataset = Annotated[str, one_of(lambda: DATASETS)]
 Backbone = Annotated[str, one_of(lambda: BACKBONE_CATALOG)]
 Backbones = Annotated[tuple[Backbone, ...], Field(min_length=1), comma_separated]
 Context = Annotated[str, one_of(lambda: CONTEXTS)]
@@ -58,56 +56,12 @@ ClassWeight = Annotated[str, one_of(lambda: CLASS_WEIGHTS)]
 Adapt = Annotated[str, one_of(lambda: ADAPTATIONS)]
 ContextJoin = Annotated[str, one_of(lambda: CONTEXT_JOINS)]
 LrSchedule = Annotated[str, one_of(lambda: LR_SCHEDULES)]
-Split = Annotated[str, one_of(lambda: SPLITS)]
-InputKind = Annotated[str, one_of(lambda: input_kinds())]
-Fraction = Annotated[float, Field(gt=0.0, le=0.9)]
 Share = Annotated[float, Field(gt=0.0, le=1.0)]
-Int = Annotated[int, whole_number]
 Epochs = Annotated[int, Field(ge=1), whole_number]
 BatchSize = Annotated[int, Field(ge=1), whole_number]
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
-Patience = Annotated[int, Field(ge=0), whole_number]
+Patience = Count
 Strings = Annotated[tuple[str, ...], comma_separated]
-
-
-def input_kinds() -> tuple[str, ...]:
-    """The declared input kinds (data/inputs.py, which reads this module's BEAT_LENGTH: imported when checked)."""
-    from ecg_mlflow.data.inputs import INPUT_KINDS
-
-    return tuple(INPUT_KINDS)
-
-
-def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """--data-dir wins, then $ECG_DATA_DIR, then ./data."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(ENV_DATA_DIR)
-    return Path(env).expanduser() if env else Path("data")
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The built-dataset cache lives apart from the raw data, which may be read-only."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(ENV_CACHE_DIR)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ecg-mlflow"
-
-
-def check_inter_split(dataset: str, split: str) -> None:
-    """The patient-wise split needs the database's declared record sets (de Chazal DS1/DS2 for MIT)."""
-    if split == "inter" and training_datasets()[dataset].inter_split is None:
-        raise ConfigError(
-            f"split='inter' is not defined for {dataset} (no patient-wise record sets are declared); use split='intra'"
-        )
-
-
-def check_context(context: str, source: str) -> None:
-    """R-R context needs beat timing, which isolated beats (the Kaggle CSVs) do not have."""
-    if context != "none" and source not in SOURCES_WITH_TIMING:
-        raise ConfigError(
-            f"context={context!r} needs beat timing, which source={source!r} does not have (isolated beats "
-            f"with no R peaks or records); use source={SOURCES_WITH_TIMING[0]!r}, or context='none'"
-        )
 
 
 def check_adapt(adapt: str, context: str) -> None:
@@ -131,34 +85,6 @@ def is_unset(value: object) -> bool:
         return float(value) == UNSET  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
-
-
-@validated
-class DataConfig:
-    """Which beats a step trains and tests on."""
-
-    dataset: Dataset = "mit"
-    source: Annotated[str, one_of(lambda: SOURCES)] = "physionet"
-    split: Split = "intra"
-    data_dir: str = ""
-    cache_dir: str = ""
-    test_fraction: Fraction = 0.2
-    val_fraction: Fraction = 0.1
-    split_seed: Int = 42
-    max_beats: Patience = 0  # 0: all beats
-    input: InputKind = "kachuee"  # what the network sees of each beat (data/inputs.py)
-
-    def __post_init__(self) -> None:
-        check_inter_split(self.dataset, self.split)
-        if self.input != "kachuee" and self.source not in SOURCES_WITH_TIMING:
-            raise ConfigError(
-                f"input={self.input!r} is cut from the records' signal, which source={self.source!r} does not have "
-                "(isolated beats); use source='physionet', or input='kachuee'"
-            )
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return training_datasets()[self.dataset].class_names
 
 
 @validated

@@ -12,6 +12,7 @@ from typing import Any
 
 from ecg_mlflow.config import UNSET, DataConfig, TransformConfig, backbone_config, is_unset
 from ecg_mlflow.data.databases import DATABASES, training_datasets
+from ecg_mlflow.data.sources import SOURCES
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BackboneConfig
 
@@ -107,7 +108,7 @@ PARAMETER_HELP: dict[str, str] = {
     "dataset": " or ".join(
         f"{name} ({db.title}: {', '.join(db.class_names)})" for name, db in training_datasets().items()
     ),
-    "source": "physionet (build beats from WFDB records) or kaggle (import the Kaggle CSVs)",
+    "source": " or ".join(f"{name} ({source.help})" for name, source in SOURCES.items()),
     "split": "intra: stratified random beat split (the paper); inter: patient-wise, de Chazal DS1/DS2 (MIT only)",
     "data_dir": "folder with mitdb/, ptbdb/ or kaggle/ (default: $ECG_DATA_DIR, then ./data)",
     "cache_dir": "built-dataset cache (default: $ECG_CACHE_DIR, then ~/.cache/ecg-mlflow)",

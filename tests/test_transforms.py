@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_mlflow.config import BEAT_LENGTH, TRANSFORM_NAMES, TransformConfig
+from ecg_mlflow.config import TRANSFORM_NAMES, TransformConfig
+from ecg_mlflow.data.beats import BEAT_LENGTH
 from ecg_mlflow.transforms import (
     apply_transform,
     beat_lengths,

@@ -106,8 +106,8 @@ def download(
     source: Annotated[str, typer.Option(help="A local mirror folder instead of physionet.org.")] = "",
 ) -> None:
     """Download a PhysioNet database with wfdb, every file checked against SHA256SUMS.txt."""
-    from ecg_mlflow.config import resolve_data_dir
     from ecg_mlflow.data.download import download_database, local_fetcher
+    from ecg_mlflow.data.spec import resolve_data_dir
     from ecg_mlflow.progress import bar
 
     with _clear_errors(), bar(f"downloading {database}") as update:

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,14 @@ def write_entry(path: Path, arrays: dict[str, np.ndarray], manifest: dict[str, A
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def read_or_build(
+    path: Path, build: Callable[[], tuple[dict[str, np.ndarray], dict[str, Any]]], rebuild: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The entry's arrays and manifest; built and written (atomically) when absent, corrupt or `rebuild`."""
+    cached = None if rebuild else read_entry(path)
+    if cached is not None:
+        return cached
+    arrays, manifest = build()
+    return arrays, write_entry(path, arrays, manifest)

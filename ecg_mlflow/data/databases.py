@@ -43,6 +43,15 @@ class InterPatientSplit:
 
 
 @dataclass(frozen=True)
+class KaggleFiles:
+    """A training dataset's CSVs in the Kaggle heartbeat set (Kachuee et al. 2018), under DATA_DIR/kaggle/."""
+
+    train: tuple[str, ...]
+    test: tuple[str, ...] = ()  # files that fix the test set; none: split like the PhysioNet beats
+    labels: Mapping[str, int] = field(default_factory=dict)  # a file whose rows are all one class (PTB)
+
+
+@dataclass(frozen=True)
 class Database:
     """One PhysioNet (or PhysioNet-style) database: what its records are and how beats are labelled.
 
@@ -70,6 +79,7 @@ class Database:
     paper_accuracy: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     folder: str | None = None  # folder under DATA_DIR; None: the name; "": DATA_DIR itself
     downloadable: bool = True  # on PhysioNet under its name
+    kaggle: KaggleFiles | None = None  # its beats in the Kaggle CSVs (source=kaggle), if any
 
     @property
     def directory(self) -> str:
@@ -154,6 +164,7 @@ register_database(
         n_signals=2,
         leads=("MLII",),
         dataset="mit",
+        kaggle=KaggleFiles(train=("mitbih_train.csv",), test=("mitbih_test.csv",)),
         inter_split=InterPatientSplit(MIT_DS1, MIT_DS2, "de Chazal et al. 2004 (DS1 -> DS2; paced records left out)"),
         citation="Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. IEEE Eng in Med and Biol "
         "20(3):45-50 (2001)",
@@ -174,6 +185,9 @@ register_database(
         beat_annotator=None,
         record_label=ptb_diagnosis,
         dataset="ptb",
+        kaggle=KaggleFiles(
+            train=("ptbdb_normal.csv", "ptbdb_abnormal.csv"), labels={"ptbdb_normal.csv": 0, "ptbdb_abnormal.csv": 1}
+        ),
         nested_records=True,
         citation="Bousseljot R, Kreiseler D, Schnabel A. Biomedizinische Technik 40 (1995)",
         paper_accuracy={

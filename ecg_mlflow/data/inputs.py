@@ -28,7 +28,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from ecg_mlflow.checks import declare
-from ecg_mlflow.config import BEAT_LENGTH, SAMPLING_RATE
+from ecg_mlflow.data.beats import BEAT_LENGTH, SAMPLING_RATE, resample_signal
 
 # (leads (n_samples, k) in physical units, the rate, R peaks at that rate) -> inputs (n_peaks, 187) float32
 Cutter = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
@@ -52,8 +52,6 @@ def register_input_kind(kind: InputKind) -> InputKind:
 
 def at_rate(lead: np.ndarray, fs: int, rate: int = SAMPLING_RATE, halve: bool = False) -> np.ndarray:
     """One lead at 125 Hz (62.5 with `halve`), polyphase resampled, so R peaks stay where they were."""
-    from ecg_mlflow.data.physionet import resample_signal
-
     signal = resample_signal(np.nan_to_num(np.asarray(lead, dtype=np.float64)), fs, rate)
     return resample_poly(signal, 1, 2) if halve else signal
 

@@ -11,19 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_mlflow.config import BEAT_LENGTH
+from ecg_mlflow.data.beats import BEAT_LENGTH, BeatTable
+from ecg_mlflow.data.databases import Database, KaggleFiles
 from ecg_mlflow.data.errors import DataError
 
-KAGGLE_FILES: dict[str, tuple[str, ...]] = {
-    "mit": ("mitbih_train.csv", "mitbih_test.csv"),
-    "ptb": ("ptbdb_normal.csv", "ptbdb_abnormal.csv"),
-}
-PTB_FILE_LABELS: dict[str, int] = {"ptbdb_normal.csv": 0, "ptbdb_abnormal.csv": 1}
+KAGGLE_FOLDER = "kaggle"  # under DATA_DIR
 
 
-def kaggle_paths(kaggle_dir: Path, dataset: str) -> list[Path]:
-    """The dataset's CSV paths; DataError naming the missing ones and where to put them."""
-    paths = [Path(kaggle_dir) / name for name in KAGGLE_FILES[dataset]]
+def kaggle_paths(data_dir: Path, files: KaggleFiles) -> list[Path]:
+    """The dataset's CSV paths (training files, then test files); DataError naming the missing ones."""
+    kaggle_dir = Path(data_dir) / KAGGLE_FOLDER
+    paths = [kaggle_dir / name for name in (*files.train, *files.test)]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise DataError(
@@ -31,6 +29,21 @@ def kaggle_paths(kaggle_dir: Path, dataset: str) -> list[Path]:
             "'ECG Heartbeat Categorization Dataset' (shayanfazeli/heartbeat) and put the CSVs in DATA_DIR/kaggle/"
         )
     return paths
+
+
+def read_table(database: Database, data_dir: Path) -> BeatTable:
+    """Every beat of the database's Kaggle CSVs, validated row by row; the test files' rows as `test_rows`."""
+    files = database.kaggle
+    if files is None:
+        raise DataError(f"the Kaggle CSVs hold no {database.name} beats; use source='physionet'")
+    parts = [
+        read_kaggle_csv(path, len(database.class_names), files.labels.get(path.name))
+        for path in kaggle_paths(data_dir, files)
+    ]
+    y = np.concatenate([labels for _, labels in parts])
+    n_train = sum(len(labels) for _, labels in parts[: len(files.train)])
+    test_rows = np.arange(n_train, len(y)) if files.test else None
+    return BeatTable.isolated(np.concatenate([x for x, _ in parts]), y, test_rows)
 
 
 def read_kaggle_csv(path: Path, n_classes: int, expected_label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -77,15 +90,3 @@ def _first_non_number(text: np.ndarray) -> tuple[int, int]:
             except ValueError:
                 return row, col
     return 0, 0
-
-
-def read_kaggle_mit(kaggle_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """((x_train, y_train), (x_test, y_test)) from mitbih_train.csv / mitbih_test.csv."""
-    train_path, test_path = kaggle_paths(kaggle_dir, "mit")
-    return read_kaggle_csv(train_path, 5), read_kaggle_csv(test_path, 5)
-
-
-def read_kaggle_ptb(kaggle_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """All PTB beats (normal file -> 0, abnormal -> 1), to be split like PTB from PhysioNet."""
-    parts = [read_kaggle_csv(p, 2, PTB_FILE_LABELS[p.name]) for p in kaggle_paths(kaggle_dir, "ptb")]
-    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])

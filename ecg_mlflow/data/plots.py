@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_mlflow.config import SAMPLING_RATE
+from ecg_mlflow.data.beats import SAMPLING_RATE
 from ecg_mlflow.data.dataset import BeatDataset
 
 

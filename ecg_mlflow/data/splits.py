@@ -151,9 +151,11 @@ def choose_validation_records(records: np.ndarray, y: np.ndarray, fraction: floa
     return [str(names[i]) for i in best[1]]
 
 
-def split_train_test(y_train: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """When train/test are given (Kaggle MIT files): (train, val) indices within the training rows."""
-    return _carve(np.arange(len(y_train)), np.asarray(y_train), val_fraction, seed + 1)
+def split_given_test(y: np.ndarray, test_rows: np.ndarray, val_fraction: float, seed: int) -> SplitIndices:
+    """When the files fix the test rows (the Kaggle MIT CSVs): validation carved from the other rows."""
+    y = np.asarray(y)
+    train, val = _carve(np.setdiff1d(np.arange(len(y)), test_rows), y, val_fraction, seed + 1)
+    return SplitIndices(train, val, np.asarray(test_rows))
 
 
 def patient_folds(records: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:

@@ -25,9 +25,12 @@ from typing import Any
 import numpy as np
 
 from ecg_mlflow.data import cache, physionet
+from ecg_mlflow.data.beats import BEAT_LENGTH
 from ecg_mlflow.data.databases import DATABASES, Database, get_database
-from ecg_mlflow.data.dataset import extraction_fingerprint
 from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.data.inputs import DEFAULT_INPUT
+from ecg_mlflow.data.physionet import extraction_fingerprint
+from ecg_mlflow.data.records import database_records, read_record_signal, unlabelled_record
 
 UNLABELLED_FORMAT = 1
 RECORD_SEPARATOR = "+"  # between named records: commas already separate the sources
@@ -55,7 +58,7 @@ def _declared_sets(database: Database) -> dict[str, tuple[str, ...]]:
 
 def without_labels(database: Database) -> Database:
     """The declaration, read without annotations: R peaks come from the QRS detector, every beat is kept."""
-    return replace(database, beat_annotator=None, record_label=physionet.unlabelled_record, skip_unannotated=False)
+    return replace(database, beat_annotator=None, record_label=unlabelled_record, skip_unannotated=False)
 
 
 def parse_source(spec: str, data_dir: Path) -> UnlabelledSource:
@@ -78,7 +81,7 @@ def parse_source(spec: str, data_dir: Path) -> UnlabelledSource:
         )
     declared = _declared_sets(database)
     if not selection:
-        records = tuple(physionet.database_records(without_labels(database), folder))
+        records = tuple(database_records(without_labels(database), folder))
     elif selection in declared:
         records = declared[selection]
     else:
@@ -98,11 +101,11 @@ def source_files(source: UnlabelledSource) -> list[Path]:
     return [source.folder / f"{record}{suffix}" for record in source.records for suffix in (".hea", ".dat")]
 
 
-def record_beats(source: UnlabelledSource, record: str, input_kind: str = "kachuee") -> np.ndarray:
+def record_beats(source: UnlabelledSource, record: str, input_kind: str = DEFAULT_INPUT) -> np.ndarray:
     """Every detected beat of one record, cut as a labelled beat of `input_kind` is."""
-    read = physionet.read_record_signal(source.database, source.folder, record)
+    read = read_record_signal(source.database, source.folder, record)
     if read is None or len(read.qrs) == 0:
-        return np.zeros((0, physionet.BEAT_LENGTH), dtype=np.float32)
+        return np.zeros((0, BEAT_LENGTH), dtype=np.float32)
     return physionet.record_inputs(read, read.qrs, input_kind).astype(np.float32)
 
 
@@ -128,18 +131,17 @@ def unlabelled_digest(specs: tuple[str, ...], data_dir: Path, cache_dir: Path, i
 
 
 def unlabelled_beats(
-    specs: tuple[str, ...], data_dir: Path, cache_dir: Path, input_kind: str = "kachuee"
+    specs: tuple[str, ...], data_dir: Path, cache_dir: Path, input_kind: str = DEFAULT_INPUT
 ) -> tuple[np.ndarray, list[str]]:
     """(beats (n, 187) of `input_kind`, record ids) of every source; built once, then read from the cache."""
     sources = [parse_source(spec, data_dir) for spec in specs]
     params = unlabelled_key(sources, cache_dir, input_kind)
     entry = cache.entry_dir(cache_dir, "unlabelled", cache.stable_hash(params))
-    cached = cache.read_entry(entry)
-    if cached is None:
+
+    def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         parts = [record_beats(source, record, input_kind) for source in sources for record in source.records]
-        arrays = {"x": np.concatenate(parts) if parts else np.zeros((0, physionet.BEAT_LENGTH), np.float32)}
-        cache.write_entry(entry, arrays, {"sources": params["sources"], "parameters": params})
-        beats = arrays["x"]
-    else:
-        beats = cached[0]["x"]
+        beats = np.concatenate(parts) if parts else np.zeros((0, BEAT_LENGTH), np.float32)
+        return {"x": beats}, {"sources": params["sources"], "parameters": params}
+
+    beats = cache.read_or_build(entry, build)[0]["x"]
     return beats, [record for source in sources for record in source.record_ids()]

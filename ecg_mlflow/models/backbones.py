@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from ecg_mlflow.checks import check_choice
-from ecg_mlflow.config import BEAT_LENGTH
+from ecg_mlflow.data.beats import BEAT_LENGTH
 from ecg_mlflow.errors import ConfigError, UserError
 from ecg_mlflow.models import lstm_kernel
 from ecg_mlflow.models.catalog import BACKBONES, BackboneConfig

@@ -140,6 +140,10 @@ def fused_lstm(
     return last, outputs, [last, c_all[-1]]
 
 
+# BlockLSTMV2's outputs, in order: the gradient op takes them back by these names.
+BLOCK_OUTPUTS = ("i", "cs", "f", "o", "ci", "co", "h")
+
+
 def _block_lstm(x: Any, h0: Any, c0: Any, weights: Any, bias: Any, shards: int) -> tuple[Any, Any]:
     """h and c of every step, (steps, batch, units) each, the batch cut into `shards` independent ops."""
     import tensorflow as tf
@@ -173,15 +177,9 @@ def _block_lstm(x: Any, h0: Any, c0: Any, weights: Any, bias: Any, shards: int) 
                     x=xs,
                     cs_prev=cs,
                     h_prev=hs,
-                    i=o[0],
-                    cs=o[1],
-                    f=o[2],
-                    o=o[3],
-                    ci=o[4],
-                    co=o[5],
-                    h=o[6],
                     cs_grad=cg,
                     h_grad=hg,
+                    **dict(zip(BLOCK_OUTPUTS, o, strict=True)),
                     **common,
                 )
                 for (xs, hs, cs), o, hg, cg in zip(

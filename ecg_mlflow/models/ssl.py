@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from ecg_mlflow.config import TRANSFORM_NAMES
+from ecg_mlflow.transforms import TRANSFORM_NAMES
 
 ACCURACY = "binary_accuracy"
 

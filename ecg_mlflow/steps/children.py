@@ -16,8 +16,8 @@ from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
-from ecg_mlflow.config import resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.data.spec import resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.data.unlabelled import unlabelled_digest
 from ecg_mlflow.entry_points import ENTRY_POINTS
 from ecg_mlflow.errors import UserError

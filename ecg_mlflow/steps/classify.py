@@ -1,6 +1,6 @@
 """`classify`: run a trained classifier over a whole WFDB record, which is what a model is finally for.
 
-The record is read at its own rate and lead (data/physionet.read_any_record); R peaks come from
+The record is read at its own rate and lead (data/records.read_any_record); R peaks come from
 its beat annotations when it has them, else from the QRS detector; beats and their rhythm
 context are built exactly as for training (the model's input kind, beat_context). Outputs, in `out`:
 - `<record>.<ANNOTATION_EXTENSION>`: a WFDB annotation file, one annotation per beat at its R
@@ -29,13 +29,8 @@ from ecg_mlflow.config import ClassifyConfig
 from ecg_mlflow.data.adaptation import context_matrix
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, beat_context
 from ecg_mlflow.data.databases import get_database
-from ecg_mlflow.data.physionet import (
-    RecordSignal,
-    beats_from_signal,
-    has_annotations,
-    read_any_record,
-    record_inputs,
-)
+from ecg_mlflow.data.physionet import beats_from_signal, record_inputs
+from ecg_mlflow.data.records import RecordSignal, has_annotations, read_any_record
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, LABEL_COLUMN
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.tracking.classifiers import load_served

@@ -17,11 +17,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ecg_mlflow.config import EvaluateConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.config import EvaluateConfig
 from ecg_mlflow.data.adaptation import context_matrix
 from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.dataset import DatabaseBeats, load_database_beats
 from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.data.spec import resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_evaluation
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, BeatClassifier
 from ecg_mlflow.params import flatten_config

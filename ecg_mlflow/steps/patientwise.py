@@ -24,9 +24,10 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from ecg_mlflow.config import DataConfig, EvaluateConfig, PatientwiseConfig, resolve_data_dir
+from ecg_mlflow.config import DataConfig, EvaluateConfig, PatientwiseConfig
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.dataset import load_dataset
+from ecg_mlflow.data.spec import resolve_data_dir
 from ecg_mlflow.models.classifier import build_ensemble
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, BeatClassifier
 from ecg_mlflow.params import flatten_config

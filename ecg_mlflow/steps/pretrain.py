@@ -20,9 +20,10 @@ import mlflow
 import numpy as np
 from mlflow.models import infer_signature
 
-from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransformConfig
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.dataset import BeatDataset, load_dataset
+from ecg_mlflow.data.spec import resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.data.unlabelled import parse_source, unlabelled_beats, unlabelled_digest
 from ecg_mlflow.models.backbones import as_model_input, build_encoder
 from ecg_mlflow.models.ssl import build_ssl_model, compile_ssl_model, rename_ssl_history, ssl_targets
@@ -152,24 +153,7 @@ def run_pretrain(
             final["val_mean_task_accuracy"] = float(np.mean(val_accs))
             mlflow.log_metric("val_mean_task_accuracy", final["val_mean_task_accuracy"])
 
-        with tempfile.TemporaryDirectory() as tmp:
-            figure = plot_transforms(val_beats[0], config.transforms, Path(tmp) / "transforms.png", seed=config.seed)
-            mlflow.log_artifact(str(figure), "figures")
-        log_encoder(encoder, config.backbone, config.model)
-        mlflow.set_tag("ecg_mlflow.encoder_digest", weights_digest(encoder))
-
-        sample = as_model_input(x_val[:8])
-        outputs = model.predict(sample, verbose=0)
-        signature = infer_signature(sample, {k: np.asarray(v) for k, v in zip(TRANSFORM_NAMES, outputs, strict=True)})
-        info = mlflow.keras.log_model(model, name="model", signature=signature)
-        mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
-        version = ""
-        if register:
-            registered = register_with_alias(
-                info.model_uri, ssl_model_name(config.backbone), CURRENT_ALIAS, tags={"run_id": run_id}
-            )
-            version = str(registered.version)
-            mlflow.set_tag(REGISTERED_TAG, f"{ssl_model_name(config.backbone)}/{version}")
+        model_uri, version = _log_models(config, model, encoder, val_beats, x_val, run_id, register)
         unlabelled = f" and unlabelled {', '.join(config.unlabelled)}" if config.unlabelled else ""
         describe_run(
             f"Self-supervised {config.backbone} encoder: recognises which of 8 transforms was applied to "
@@ -177,4 +161,33 @@ def run_pretrain(
             "Mean "
             f"validation accuracy over the heads {final.get('val_mean_task_accuracy', float('nan')):.4f}."
         )
-        return StepResult(run_id=run_id, metrics=final, model_uri=info.model_uri, registered_version=version)
+        return StepResult(run_id=run_id, metrics=final, model_uri=model_uri, registered_version=version)
+
+
+def _log_models(
+    config: PretrainConfig,
+    model: keras.Model,
+    encoder: keras.Model,
+    val_beats: np.ndarray,
+    x_val: np.ndarray,
+    run_id: str,
+    register: bool,
+) -> tuple[str, str]:
+    """The transforms figure, the encoder transfer reads, the whole model with its signature, and the
+    registered version (ecg-ssl-<backbone>@current); returns (model URI, version or "")."""
+    with tempfile.TemporaryDirectory() as tmp:
+        figure = plot_transforms(val_beats[0], config.transforms, Path(tmp) / "transforms.png", seed=config.seed)
+        mlflow.log_artifact(str(figure), "figures")
+    log_encoder(encoder, config.backbone, config.model)
+    mlflow.set_tag("ecg_mlflow.encoder_digest", weights_digest(encoder))
+    sample = as_model_input(x_val[:8])
+    outputs = model.predict(sample, verbose=0)
+    signature = infer_signature(sample, {k: np.asarray(v) for k, v in zip(TRANSFORM_NAMES, outputs, strict=True)})
+    info = mlflow.keras.log_model(model, name="model", signature=signature)
+    mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+    if not register:
+        return info.model_uri, ""
+    name = ssl_model_name(config.backbone)
+    registered = register_with_alias(info.model_uri, name, CURRENT_ALIAS, tags={"run_id": run_id})
+    mlflow.set_tag(REGISTERED_TAG, f"{name}/{registered.version}")
+    return info.model_uri, str(registered.version)

@@ -45,7 +45,7 @@ def test_dataset_is_built_once_and_reused(synthetic_mitdb, tmp_path, monkeypatch
     config = DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path))
     first = load_dataset(config)
     calls = []
-    monkeypatch.setattr(dataset, "build_arrays", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(dataset, "read_beats", lambda *a, **k: calls.append(a))
     second = load_dataset(config)
     assert calls == []
     assert second.digest == first.digest and np.array_equal(second.x_train, first.x_train)

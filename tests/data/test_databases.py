@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_mlflow.config import DATASETS, EvaluateConfig
+from ecg_mlflow.config import EvaluateConfig
 from ecg_mlflow.data.databases import DATABASES, beat_database, get_database, register_database, training_datasets
 from ecg_mlflow.data.dataset import load_database_beats
 from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.data.spec import DATASETS
 
 
 def test_lookup_by_slug_or_training_name_and_a_clear_error_otherwise() -> None:
@@ -65,7 +66,7 @@ def test_the_generic_folder_reads_its_own_records_not_other_databases_below_it(t
 def test_a_changed_declaration_changes_the_cache_key() -> None:
     from dataclasses import replace
 
-    from ecg_mlflow.data.dataset import extraction_fingerprint
+    from ecg_mlflow.data.physionet import extraction_fingerprint
 
     mitdb = get_database("mitdb")
     assert extraction_fingerprint(mitdb) == extraction_fingerprint(get_database("mit"))

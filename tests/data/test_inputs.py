@@ -9,7 +9,8 @@ import wfdb
 from ecg_mlflow.config import DataConfig
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.inputs import INPUT_KINDS
-from ecg_mlflow.data.physionet import read_record_signal, record_inputs
+from ecg_mlflow.data.physionet import record_inputs
+from ecg_mlflow.data.records import read_record_signal
 from ecg_mlflow.errors import ConfigError
 
 

@@ -8,15 +8,8 @@ import pytest
 from ecg_mlflow.data.aami import aami_labels
 from ecg_mlflow.data.context import CONTEXT_COLUMNS
 from ecg_mlflow.data.errors import DataError
-from ecg_mlflow.data.physionet import (
-    build_beats,
-    build_record_beats,
-    choose_lead,
-    cut_beats,
-    list_records,
-    normalise_windows,
-    window_median_rr,
-)
+from ecg_mlflow.data.physionet import build_beats, build_record_beats, cut_beats, normalise_windows, window_median_rr
+from ecg_mlflow.data.records import choose_lead, list_records
 
 
 def test_aami_map_covers_the_kaggle_classes_and_skips_non_beats() -> None:
@@ -161,7 +154,7 @@ def test_lead_rule_prefers_the_database_lead_then_mlii_then_the_first_ecg_lead()
 
 @pytest.mark.parametrize("fs", [128, 257, 360, 1000])
 def test_resampling_to_125_hz_keeps_r_peaks_within_one_sample(fs) -> None:
-    from ecg_mlflow.data.physionet import resample_positions, resample_signal
+    from ecg_mlflow.data.beats import resample_positions, resample_signal
 
     rng = np.random.default_rng(fs)
     seconds = 20.0

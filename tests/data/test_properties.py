@@ -19,21 +19,15 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from wfdb.io.annotation import ann_label_table
 
-from ecg_mlflow.config import BEAT_LENGTH
 from ecg_mlflow.data.aami import QRS_SYMBOLS
+from ecg_mlflow.data.beats import BEAT_LENGTH
 from ecg_mlflow.data.context import CONTEXT_COLUMNS
 from ecg_mlflow.data.databases import get_database
-from ecg_mlflow.data.dataset import record_table
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.inputs import INPUT_KINDS
-from ecg_mlflow.data.physionet import (
-    RecordSignal,
-    beats_from_signal,
-    build_record_beats,
-    read_any_record,
-    record_inputs,
-)
+from ecg_mlflow.data.physionet import beats_from_signal, build_record_beats, record_inputs, record_table
 from ecg_mlflow.data.qrs import detect_r_peaks
+from ecg_mlflow.data.records import RecordSignal, read_any_record
 from ecg_mlflow.errors import UserError
 
 # Writing and reading WFDB files costs a few ms per file: few examples, short records.
@@ -298,7 +292,7 @@ def test_any_user_record_reads_and_cuts_every_input_kind_or_fails_with_one_line(
 def test_a_folder_of_generated_records_gives_one_beat_table_or_fails_in_one_line(
     cases: list[RecordCase], listing: list[str] | None
 ) -> None:
-    """dataset.record_table over a folder of generated records read as `wfdb` (a RECORDS file listing
+    """physionet.record_table over a folder of generated records read as `wfdb` (a RECORDS file listing
     any names, or none): one table whose columns agree row by row, or one line naming a record or the folder."""
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
@@ -316,16 +310,16 @@ def test_a_folder_of_generated_records_gives_one_beat_table_or_fails_in_one_line
             assert folder in message or any(f"record {name}" in message for name in [*names, *(listing or [])])
             event(f"refused: {gist(message)}")
             return
-    n = len(table["y"])
+    n = len(table.y)
     event(f"table: {'no' if n == 0 else 'some'} beats")
     assert n > 0  # an empty table is refused
-    assert_valid_inputs(table["x"], n, "kachuee")
-    assert np.all((table["y"] >= 0) & (table["y"] < len(get_database("wfdb").class_names)))
-    assert table["records"].shape == table["positions"].shape == (n,)
-    assert table["context"].shape == (n, len(CONTEXT_COLUMNS)) and np.isfinite(table["context"]).all()
-    assert set(table["records"].tolist()) <= set(table["leads"]) <= set(names)
-    for name in set(table["records"].tolist()):
-        positions = table["positions"][table["records"] == name]
+    assert_valid_inputs(table.x, n, "kachuee")
+    assert np.all((table.y >= 0) & (table.y < len(get_database("wfdb").class_names)))
+    assert table.records.shape == table.positions.shape == (n,)
+    assert table.context.shape == (n, len(CONTEXT_COLUMNS)) and np.isfinite(table.context).all()
+    assert set(table.records.tolist()) <= set(table.leads) <= set(names)
+    for name in set(table.records.tolist()):
+        positions = table.positions[table.records == name]
         assert np.all(np.diff(positions) > 0) and positions.max() < len(cases[names.index(name)].signal)
 
 

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from ecg_mlflow.config import BACKBONE_DEFAULTS, BACKBONES, BEAT_LENGTH, BackboneConfig, ConfigError
+from ecg_mlflow.config import BACKBONE_DEFAULTS, BACKBONES, BackboneConfig, ConfigError
+from ecg_mlflow.data.beats import BEAT_LENGTH
 from ecg_mlflow.models.backbones import as_model_input, build_encoder, transfer_encoder_weights
 
 

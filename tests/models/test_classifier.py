@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from ecg_mlflow.config import BEAT_LENGTH, BackboneConfig
+from ecg_mlflow.config import BackboneConfig
+from ecg_mlflow.data.beats import BEAT_LENGTH
 from ecg_mlflow.models.backbones import build_encoder, transfer_encoder_weights
 from ecg_mlflow.models.classifier import (
     CONTEXT_UNITS,

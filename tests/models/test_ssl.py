@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from ecg_mlflow.config import BACKBONE_DEFAULTS, BEAT_LENGTH, TRANSFORM_NAMES, BackboneConfig, TransformConfig
+from ecg_mlflow.config import BACKBONE_DEFAULTS, TRANSFORM_NAMES, BackboneConfig, TransformConfig
+from ecg_mlflow.data.beats import BEAT_LENGTH
 from ecg_mlflow.models.backbones import build_encoder
 from ecg_mlflow.models.classifier import encoder_of
 from ecg_mlflow.models.ssl import (

@@ -1,15 +1,13 @@
-"""Which process did this, and is it still alive: shared by the cache, downloads, step runs and tuning workers.
+"""Which process did this, and is it still alive (psutil): for the cache, downloads, step runs and tuning workers.
 
-An identity is "host:pid:start", start being the clock tick since boot at which the process started: it tells a
-live process from a reused pid (ticks, as in the identities already stored in runs and trials, rather than
-psutil's create_time() epoch, which moves when the clock is set). A process is only ever declared dead when that
-can be known: on this host, its pid gone, a zombie, or another process now behind the same pid. Processes on
-other hosts are never touched.
+An identity is "host:pid:start" with start in clock ticks since boot, as already stored in runs and trials (psutil's
+create_time() moves when the clock is set). Dead means known dead: on this host, gone, a zombie or a reused pid.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -20,7 +18,6 @@ import psutil
 
 
 def _start_ticks(process: psutil.Process) -> str:
-    """Clock ticks since boot at its start: create_time() less the boot time, both on the same system clock."""
     return str(round((process.create_time() - psutil.boot_time()) * os.sysconf("SC_CLK_TCK")))
 
 
@@ -36,12 +33,7 @@ def process_identity(pid: int | None = None) -> str:
 
 def pid_is_dead(pid: int) -> bool:
     """True when no live process on this host has this pid (a zombie counts as dead)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:  # ZombieProcess is one too
-        return True
-    except psutil.AccessDenied:  # someone else's live process
-        return False
+    return process_is_dead(f"{socket.gethostname()}:{pid}:?")
 
 
 def process_is_dead(identity: str) -> bool:
@@ -52,7 +44,7 @@ def process_is_dead(identity: str) -> bool:
             return False
         process = psutil.Process(int(pid))
         return process.status() == psutil.STATUS_ZOMBIE or start not in ("?", _start_ticks(process))
-    except psutil.NoSuchProcess:
+    except psutil.NoSuchProcess:  # ZombieProcess is one too
         return True
     except (psutil.AccessDenied, ValueError):  # someone else's live process; not an identity
         return False
@@ -68,29 +60,19 @@ def terminate_as_interrupt() -> Iterator[None]:
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread: signals cannot be handled here
-        yield
-        return
+        previous = None
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run_copies(command: list[str], copies: int) -> int:
-    """Run `copies` instances of `command` side by side and wait for all: the worst exit code.
-
-    The copies are in this process group, so Ctrl-C reaches each of them from the terminal; a
-    SIGTERM to this process is passed on to them as SIGINT, which every step and worker turns
-    into its own clean-up. No copy outlives the command that started it. A copy ended by a
-    signal counts as 128 + the signal's number, as a shell reports it.
-    """
-    # SIGINT as the default in each copy, even when this command runs as a background job (which
-    # starts with SIGINT ignored): Python then turns it into KeyboardInterrupt there.
-    processes = [subprocess.Popen(command, preexec_fn=_default_sigint) for _ in range(copies)]
+    """Run `copies` of `command` side by side; the worst exit code (a signal: 128 + it, as a shell says). Ctrl-C
+    reaches each (same process group, SIGINT reset even in a background job); a SIGTERM here goes on as SIGINT."""
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    processes = [subprocess.Popen(command, preexec_fn=default_sigint) for _ in range(copies)]
     try:
         with terminate_as_interrupt():
             codes = [process.wait() for process in processes]

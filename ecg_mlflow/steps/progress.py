@@ -1,8 +1,7 @@
-"""Progress of a multi-run command (the `main` chain, a label-efficiency study): step k of n, time left.
+"""Step k of n and time left for a multi-run command (the `main` chain, a label-efficiency study), on stderr.
 
-As each child run starts, one line goes to stderr: on a terminal the package's bar (ecg_mlflow/progress.py) drawn
-once, not live, as the child is another process writing its own logs and bars to the same terminal; elsewhere (CI,
-`mlflow run` logs) a plain line. Time left: the mean of the children that trained so far (reused ones took none).
+At each child's start: on a terminal the package's rich bar drawn once, not live (the child draws its own), else a
+plain line. Time left is the mean of the children that trained: reused ones took none, which rich cannot know.
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ from ecg_mlflow.progress import bars
 
 def clock(seconds: float) -> str:
     """h:mm:ss or m:ss."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 @dataclass
@@ -42,21 +40,18 @@ class Progress:
         """Announce step done+1 of total."""
         self._current = time.monotonic()
         left = self.trained_seconds / self.trained * (self.total - self.done) if self.trained else None
-        if not self._bars.disable:
+        if self._bars.disable:
+            line = f"[{self.done + 1}/{self.total}] {label} (elapsed {clock(self._current - self.started)}"
+            print(line + ("" if left is None else f", about {clock(left)} left") + ")", file=self.stream, flush=True)
+        else:
             self._bars.update(self._task, description=label, completed=self.done, left=left)
             self._bars.console.print(self._bars)
-            return
-        eta = "" if left is None else f", about {clock(left)} left"
-        elapsed = clock(self._current - self.started)
-        print(f"[{self.done + 1}/{self.total}] {label} (elapsed {elapsed}{eta})", file=self.stream, flush=True)
 
     def end(self, reused: bool) -> float:
         """The current step finished (reused: it took no training); its wall seconds, 0 when reused."""
         self.done += 1
-        if reused:
-            return 0.0
-        seconds = time.monotonic() - self._current
-        self.trained += 1
+        seconds = 0.0 if reused else time.monotonic() - self._current
+        self.trained += not reused
         self.trained_seconds += seconds
         return seconds
 

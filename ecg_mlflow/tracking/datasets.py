@@ -14,64 +14,42 @@ from ecg_mlflow.tracking.provenance import DATA_DIGEST_TAG, data_digest
 
 LOG_INPUT_ATTEMPTS = 3
 DUPLICATE_WORDS = ("UniqueViolation", "duplicate key", "IntegrityError", "UNIQUE constraint")
-CONTEXT_SPLITS: dict[str, str] = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "validation": "val",
-    "eval": "val",
-    "test": "test",
-    "testing": "test",
-}
+CONTEXT_SPLITS = {"train": "train", "training": "train", "test": "test", "testing": "test"}
+CONTEXT_SPLITS |= dict.fromkeys(("val", "validation", "eval"), "val")
 
 
 def split_digest(ds: BeatDataset, split: str) -> str:
-    """Digest of one split of the dataset: the dataset digest and the split name.
-
-    MLflow keeps one input per (dataset name, digest) and run, so the train and the test
-    split need different digests to both show up on a run.
-    """
+    """Digest of the dataset and the split name: MLflow keeps one input per (name, digest) and run, so the
+    train and the test split need different digests to both show up on a run."""
     return stable_hash({"dataset": ds.digest, "split": split})
 
 
 def log_dataset_input(ds: BeatDataset, context: str = "train") -> mlflow.data.dataset.Dataset:
-    """mlflow.log_input of the split named by `context` (train/val/test) in the active run.
-
-    Only the name, digest, source (the cache entry), schema and a small profile are stored;
-    the beat arrays stay in the cache.
-    """
+    """mlflow.log_input of the split named by `context` (train/val/test) in the active run: name, digest, source
+    (the cache entry), schema and a small profile; the beat arrays stay in the cache."""
     split = CONTEXT_SPLITS.get(context.lower())
     if split is None:
         raise ValueError(f"context={context!r} must be one of {', '.join(sorted(CONTEXT_SPLITS))}")
     x, y = ds.split(split)
-    dataset = mlflow.data.from_numpy(
-        x,
-        targets=y,
-        source=str(ds.manifest.get("cache_dir", ds.name)),
-        name=ds.name,
-        digest=split_digest(ds, split),
-    )
+    source = str(ds.manifest.get("cache_dir", ds.name))
+    dataset = mlflow.data.from_numpy(x, targets=y, source=source, name=ds.name, digest=split_digest(ds, split))
     tags = {"ecg_mlflow.split": split, "ecg_mlflow.dataset_digest": ds.digest, "ecg_mlflow.beats": str(len(y))}
     mlflow.set_tag(DATA_DIGEST_TAG, data_digest(ds.digest))  # what reuse compares (tracking/provenance.py)
     # MLflow checks for the row, then inserts it: of two workers at once one hits a duplicate key; again, it finds it.
-    retrying = Retrying(
+    Retrying(
         stop=stop_after_attempt(LOG_INPUT_ATTEMPTS),
         wait=wait_incrementing(start=0.2, increment=0.2),
         retry=retry_if_exception(
             lambda e: isinstance(e, MlflowException) and any(w in str(e) for w in DUPLICATE_WORDS)
         ),
         reraise=True,
-    )
-    retrying(mlflow.log_input, dataset, context=context, tags=tags)
+    )(mlflow.log_input, dataset, context=context, tags=tags)
     return dataset
 
 
 def log_dataset_inputs(ds: BeatDataset) -> None:
-    """Every split a supervised run may read as its inputs, and the tag saying whether the test split was one.
-
-    Under a seal (data/sealed.py: a trial, a fold) the test split is neither read nor logged, and the run
-    is tagged `ecg_mlflow.test_split=sealed (...)`; a final model's run is tagged `evaluated`.
-    """
+    """Every split a supervised run may read, and the tag saying whether the test split was one: under a seal
+    (data/sealed.py: a trial, a fold) it is neither read nor logged (`sealed (...)`); a final model's: `evaluated`."""
     mlflow.set_tag(TEST_SPLIT_TAG, seal_tag())
     for split in open_splits(SPLIT_NAMES):
         log_dataset_input(ds, context=split)

@@ -1,23 +1,9 @@
-"""A team setup in one folder: PostgreSQL, and an MLflow tracking server on it serving the artefacts.
-
-    ecg-mlflow server start --dir DIR     # prints export lines: eval "$(ecg-mlflow server start --dir DIR)"
-    ecg-mlflow server user add NAME --dir DIR [--read-only]    # with authentication (see auth.py)
-    ecg-mlflow server stop --dir DIR
-
-DIR holds everything, so the runs, models and studies survive a restart:
-  pgdata/      the PostgreSQL cluster (databases `mlflow` and `optuna`)
-  artifacts/   the artefact store the tracking server serves (clients upload and download over HTTP)
-  server.json  ports, host and the tracking server's pid;  credentials (0600): the database password
-  auth/        MLflow's users and their passwords, when the tracking server asks for them (auth.py)
-  postgres.log, mlflow.log
-
-PostgreSQL comes from the system packages (Debian/Ubuntu: `apt-get install postgresql`; any
-install with initdb and pg_ctl on PATH, in /usr/lib/postgresql/*/bin, or $ECG_PG_BIN). Both
-servers bind 127.0.0.1 unless --host says otherwise. The database asks for a password over TCP
-(scram-sha-256). The tracking server runs MLflow's basic authentication whenever it binds beyond
-loopback (or with --auth); on 127.0.0.1 alone it asks for nothing. PostgreSQL refuses to run as
-root: under root the cluster is owned by, and run as, the unprivileged user `ecg-mlflow` (and the
-folder's parents become traversable by others).
+"""A team setup in one folder (eval "$(ecg-mlflow server start --dir DIR)"): PostgreSQL, and an MLflow tracking
+server on it serving the artefacts, so runs, models and studies survive a restart. DIR holds pgdata/ (databases
+`mlflow` and `optuna`), artifacts/, server.json (ports, host, the tracking server's process), credentials (0600),
+auth/ (MLflow's users, auth.py) and the logs. PostgreSQL is the system's ($ECG_PG_BIN, PATH, /usr/lib/postgresql),
+asks for a password over TCP and, as it refuses root, runs under root as the user `ecg-mlflow`. Both bind
+127.0.0.1 unless --host says otherwise; beyond loopback (or with --auth) MLflow asks for a password too.
 """
 
 from __future__ import annotations
@@ -71,21 +57,20 @@ class ServerState:
 
     @property
     def tracking_uri(self) -> str:
-        return f"http://{_client_host(self.host)}:{self.mlflow_port}"
+        return f"http://{self._client_host}:{self.mlflow_port}"
 
     def database_uri(self, database: str, password: str) -> str:
-        return f"postgresql+psycopg://postgres:{password}@{_client_host(self.host)}:{self.pg_port}/{database}"
+        return f"postgresql+psycopg://postgres:{password}@{self._client_host}:{self.pg_port}/{database}"
 
-
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+    @property
+    def _client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
 
 def postgres_bin() -> Path:
     """The folder with PROGRAMS: $ECG_PG_BIN, PATH, then the newest /usr/lib/postgresql/*/bin."""
-    candidates = [os.environ.get(ENV_PG_BIN, "")]
     on_path = shutil.which("pg_ctl")
-    candidates.append(str(Path(on_path).parent) if on_path else "")
+    candidates = [os.environ.get(ENV_PG_BIN, ""), str(Path(on_path).parent) if on_path else ""]
     candidates += sorted(glob.glob(SYSTEM_PG_GLOB), key=lambda p: Path(p).parent.name.zfill(4), reverse=True)
     for folder in filter(None, candidates):
         if all((Path(folder) / program).is_file() for program in PROGRAMS):
@@ -106,20 +91,19 @@ def _service_user() -> pwd.struct_passwd | None:
     """None when we are not root; else the unprivileged user PostgreSQL runs as (created if missing)."""
     if os.geteuid() != 0:
         return None
-    try:
+    with contextlib.suppress(KeyError):
         return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)
-        return pwd.getpwnam(SERVICE_USER)
+    subprocess.run(["useradd", "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)
+    return pwd.getpwnam(SERVICE_USER)
 
 
-def _pg(command: list[str], user: pwd.struct_passwd | None, **kwargs: object) -> subprocess.CompletedProcess:
-    """Run a PostgreSQL program (as the service user under root); its stderr becomes the error."""
-    # As the service user: its own uid, gid and no other groups, in a folder it may enter.
+def _pg(command: list[str], user: pwd.struct_passwd | None) -> subprocess.CompletedProcess:
+    """Run a program of postgres_bin() (under root as the service user: its uid, gid, no other groups, in a folder
+    it may enter); its stderr becomes the error."""
     ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": "/"} if user else {}
-    result = subprocess.run(command, capture_output=True, text=True, **ids, **kwargs)  # type: ignore[call-overload]
+    result = subprocess.run([str(postgres_bin() / command[0]), *command[1:]], capture_output=True, text=True, **ids)
     if result.returncode != 0:
-        raise ServerError(f"{Path(command[0]).name} failed: {(result.stderr or result.stdout).strip()}")
+        raise ServerError(f"{command[0]} failed: {(result.stderr or result.stdout).strip()}")
     return result
 
 
@@ -127,34 +111,28 @@ def _give_to(path: Path, user: pwd.struct_passwd | None) -> None:
     """Under root: the service user owns `path` and can reach it (parents get o+x, as PostgreSQL needs)."""
     if user is None:
         return
-    os.chown(path, user.pw_uid, user.pw_gid)
-    for folder, _, files in os.walk(path):
-        os.chown(folder, user.pw_uid, user.pw_gid)
-        for name in files:
-            os.chown(Path(folder) / name, user.pw_uid, user.pw_gid)
+    for item in [path, *(Path(top) / entry for top, dirs, files in os.walk(path) for entry in dirs + files)]:
+        os.chown(item, user.pw_uid, user.pw_gid)
     for parent in path.resolve().parents:
         parent.chmod(parent.stat().st_mode | 0o001)
 
 
 def init_cluster(folder: Path, user: pwd.struct_passwd | None) -> str:
     """Create the PostgreSQL cluster once (password auth over TCP); return the password."""
-    credentials = folder / "credentials"
-    pgdata = folder / "pgdata"
+    credentials, pgdata = folder / "credentials", folder / "pgdata"
     if (pgdata / "PG_VERSION").is_file():
         if not credentials.is_file():
             raise ServerError(f"{credentials} is missing: the cluster's password is lost; start with a new --dir")
         return credentials.read_text().strip()
     shutil.rmtree(pgdata, ignore_errors=True)  # a half-made cluster from an interrupted start
     password = secrets.token_urlsafe(18)
-    credentials.unlink(missing_ok=True)
     # Written (0600) before initdb, which reads it: an interrupted start never leaves a cluster without it.
-    with os.fdopen(os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-        handle.write(password + "\n")
+    auth.write_private(credentials, password + "\n")
     pgdata.mkdir(mode=0o700)
     _give_to(folder, user)
     _pg(
-        [str(postgres_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "-E", "UTF8",
-         f"--pwfile={credentials}", "--auth-local=trust", "--auth-host=scram-sha-256"],
+        ["initdb", "-D", str(pgdata), "-U", "postgres", "-E", "UTF8", f"--pwfile={credentials}",
+         "--auth-local=trust", "--auth-host=scram-sha-256"],
         user,
     )  # fmt: skip
     return password
@@ -162,84 +140,63 @@ def init_cluster(folder: Path, user: pwd.struct_passwd | None) -> str:
 
 def start_postgres(folder: Path, host: str, port: int, user: pwd.struct_passwd | None) -> None:
     """pg_ctl start on host:port, its socket in pgdata (no system folder needed); waits until it accepts."""
-    pgdata = folder / "pgdata"
-    log = folder / "postgres.log"
+    pgdata, log = folder / "pgdata", folder / "postgres.log"
     log.touch()
     _give_to(log, user)
     if len(str(pgdata)) > SOCKET_DIR_LIMIT:
         raise ServerError(f"{folder} is too long a path for PostgreSQL's socket; use a --dir of under 80 characters")
     options = f"-h {shlex.quote(host)} -p {port} -k {shlex.quote(str(pgdata))}"
-    _pg([str(postgres_bin() / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-o", options, "-w", "start"], user)
-    for database in DATABASES:
-        found = _pg(
-            [str(postgres_bin() / "psql"), "-h", str(pgdata), "-p", str(port), "-U", "postgres", "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],
-            user,
-        )  # fmt: skip
-        if not found.stdout.strip():
-            _pg(
-                [str(postgres_bin() / "createdb"), "-h", str(pgdata), "-p", str(port), "-U", "postgres", database], user
-            )
+    _pg(["pg_ctl", "-D", str(pgdata), "-l", str(log), "-o", options, "-w", "start"], user)
+    local = ["-h", str(pgdata), "-p", str(port), "-U", "postgres"]
+    existing = _pg(["psql", *local, "-tAc", "SELECT datname FROM pg_database"], user).stdout.split()
+    for database in (name for name in DATABASES if name not in existing):
+        _pg(["createdb", *local, database], user)
 
 
 def stop_postgres(folder: Path, user: pwd.struct_passwd | None) -> None:
-    """Stop the cluster when it runs. A postmaster.pid left by a crash or reboot (its process gone, a
-    zombie, or the pid now another program's) is removed instead, so the next start is clean."""
+    """Stop the cluster when it runs. A postmaster.pid left by a crash or reboot (its process gone, a zombie, or
+    the pid now another program's) is removed instead, with its socket's lock file, so the next start is clean."""
     pid_file = folder / "pgdata" / "postmaster.pid"
     if not pid_file.is_file():
         return
-    if not _is_postgres(int(pid_file.read_text().split()[0])):
-        for stale in (pid_file, *pid_file.parent.glob(".s.PGSQL.*")):  # and its socket's lock file
-            stale.unlink(missing_ok=True)
-        return
-    _pg([str(postgres_bin() / "pg_ctl"), "-D", str(folder / "pgdata"), "-m", "fast", "-w", "stop"], user)
-
-
-def _is_postgres(pid: int) -> bool:
-    """A live (not zombie) postgres has this pid: after a crash or a reboot it may be gone or another program's."""
-    with contextlib.suppress(psutil.Error):  # gone, or not ours to read
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and "postgres" in " ".join(process.cmdline())
-    return False
+    with contextlib.suppress(psutil.Error):  # gone, or not ours to read: stale
+        process = psutil.Process(int(pid_file.read_text().split()[0]))
+        if process.status() != psutil.STATUS_ZOMBIE and "postgres" in " ".join(process.cmdline()):
+            _pg(["pg_ctl", "-D", str(pid_file.parent), "-m", "fast", "-w", "stop"], user)
+            return
+    for stale in (pid_file, *pid_file.parent.glob(".s.PGSQL.*")):
+        stale.unlink(missing_ok=True)
 
 
 def start_mlflow(
     folder: Path, backend_uri: str, host: str, port: int, timeout: float = 120.0, auth_env: dict[str, str] | None = None
 ) -> int:
-    """`mlflow server` on the PostgreSQL backend with --serve-artifacts, detached; waits for /health.
-
-    The backend URI (with the password) goes in the environment, not on the command line `ps` shows;
-    so do the basic-auth settings `auth_env` (auth.prepare; None: no authentication).
-    """
-    artifacts = folder / "artifacts"
-    artifacts.mkdir(exist_ok=True)
-    command = [
-        sys.executable, "-m", "mlflow", "server", "--serve-artifacts",
-        "--artifacts-destination", str(artifacts.resolve()), "--host", host, "--port", str(port), "--workers", "2",
-    ] + (["--app-name", "basic-auth"] if auth_env is not None else [])  # fmt: skip
+    """`mlflow server` on the PostgreSQL backend with --serve-artifacts, detached; waits for /health. The backend URI
+    (with the password) and `auth_env` (auth.prepare; None: no auth) go in the environment, where `ps` cannot see."""
+    (folder / "artifacts").mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port), "--workers", "2"]
+    command += ["--serve-artifacts", "--artifacts-destination", str((folder / "artifacts").resolve())]
+    command += ["--app-name", "basic-auth"] if auth_env is not None else []
     # The server's job runner (GenAI scorers, several polling processes) is not used by this suite.
     environ = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    environ.update(auth_env or {})
-    with open(folder / "mlflow.log", "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environ)
+    log = folder / "mlflow.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=environ | (auth_env or {})
+        )
+    url, deadline = f"{ServerState(host, 0, port, 0).tracking_uri}/health", time.monotonic() + timeout
     try:
-        _wait_for_health(process, f"http://{_client_host(host)}:{port}/health", folder / "mlflow.log", timeout)
+        while process.poll() is None:
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return process.pid
+            if time.monotonic() > deadline:
+                raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s; see {log}")
+            time.sleep(0.5)
+        raise ServerError(f"the MLflow server exited with {process.returncode}; see {log}")
     except BaseException:  # a timeout, a crash, Ctrl-C: no server left behind
         _stop_process_group(process.pid)
         raise
-    return process.pid
-
-
-def _wait_for_health(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerError(f"the MLflow server exited with {process.returncode}; see {log}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.5)
-    raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s; see {log}")
 
 
 def _stop_process_group(pid: int, timeout: float = 20.0) -> None:
@@ -263,37 +220,28 @@ def read_state(folder: Path) -> ServerState | None:
 def running_state(folder: Path) -> ServerState | None:
     """The state when the tracking server it names is alive, else None."""
     state = read_state(folder)
-    alive = state is not None and state.mlflow_process and not process_is_dead(state.mlflow_process)
-    return state if alive else None
-
-
-def _write_state(folder: Path, state: ServerState) -> None:
-    tmp = folder / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(asdict(state)))
-    tmp.replace(folder / STATE_FILE)
+    return state if state and state.mlflow_process and not process_is_dead(state.mlflow_process) else None
 
 
 def start(
     folder: Path, host: str = "127.0.0.1", mlflow_port: int = 0, pg_port: int = 0, with_auth: bool = False
 ) -> ServerState:
-    """Bring up PostgreSQL and the tracking server in `folder` (or find them running); port 0: a free port.
-    Authentication is on with `with_auth`, beyond loopback, or when the folder has users (auth.wanted)."""
+    """Bring up PostgreSQL and the tracking server in `folder` (or find them running); port 0: a free port, or the
+    last start's. Authentication is on with `with_auth`, beyond loopback, or when the folder has users."""
     folder = folder.resolve()  # PostgreSQL takes a relative socket folder for a host name
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    running = running_state(folder)
     use_auth = auth.wanted(folder, host, with_auth)
-    if running is not None:
+    if (running := running_state(folder)) is not None:
         if use_auth and not running.auth:
             raise ServerError(
                 f"the server in {folder} runs without authentication; stop it (ecg-mlflow server stop --dir "
                 f"{folder}) and start it again with --auth"
             )
         return running
-    state = read_state(folder)
+    previous = read_state(folder) or ServerState(host, 0, 0, 0)
     user = _service_user()
     password = init_cluster(folder, user)
     auth_env = auth.prepare(folder) if use_auth else None
-    previous = state or ServerState(host, 0, 0, 0)
     pg_port = pg_port or previous.pg_port or free_port(host)
     mlflow_port = mlflow_port or previous.mlflow_port or free_port(host)
     stop_postgres(folder, user)  # a cluster left running by a crashed start is restarted cleanly
@@ -305,7 +253,7 @@ def start(
         stop_postgres(folder, user)
         raise
     state = ServerState(host, pg_port, mlflow_port, pid, process_identity(pid), use_auth)
-    _write_state(folder, state)
+    auth.write_private(folder / STATE_FILE, json.dumps(asdict(state)))  # atomic: `env` never reads half a file
     return state
 
 
@@ -317,7 +265,8 @@ def stop(folder: Path) -> bool:
         return False
     if state is not None:
         _stop_process_group(state.mlflow_pid)
-        _write_state(folder, ServerState(state.host, state.pg_port, state.mlflow_port, 0))  # ports kept
+        kept = ServerState(state.host, state.pg_port, state.mlflow_port, 0)  # the ports, for the next start
+        auth.write_private(folder / STATE_FILE, json.dumps(asdict(kept)))
     stop_postgres(folder, _service_user())
     return True
 
@@ -329,15 +278,14 @@ def export_lines(folder: Path, user: str | None = None) -> str:
     state = running_state(folder)
     if state is None:
         raise ServerError(f"no server is running in {folder}; start one with: ecg-mlflow server start --dir {folder}")
-    exports = {"MLFLOW_TRACKING_URI": state.tracking_uri}
-    read_only = False
-    if state.auth:
-        name, secret, read_only = auth.login(folder, user)
-        exports |= {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": secret}
-    elif user is not None:
+    if user is not None and not state.auth:
         raise ServerError(
             f"the server in {folder} runs without authentication, so has no users; restart it with --auth"
         )
+    exports, read_only = {"MLFLOW_TRACKING_URI": state.tracking_uri}, False
+    if state.auth:
+        name, secret, read_only = auth.login(folder, user)
+        exports |= {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": secret}
     if not read_only:
         password = (folder / "credentials").read_text().strip()
         exports["ECG_OPTUNA_STORAGE"] = state.database_uri("optuna", password)

@@ -92,7 +92,12 @@ ExperimentOption = Annotated[
     ),
 ]
 HeartbeatOption = Annotated[
-    int, typer.Option("--heartbeat-interval", min=1, help="Seconds between a running trial's heartbeats.")
+    int,
+    typer.Option(
+        "--heartbeat-interval",
+        min=1,
+        help="Seconds between a running trial's heartbeats (Optuna's heartbeat, on SQLite/PostgreSQL/MySQL storages).",
+    ),
 ]
 GraceOption = Annotated[
     int | None,
@@ -100,7 +105,7 @@ GraceOption = Annotated[
         "--grace-period",
         min=2,
         help="A RUNNING trial with no heartbeat for this long is marked FAIL "
-        "(default: 4 x heartbeat interval). Dead local workers are detected at once.",
+        "(default: 4 x heartbeat interval). Dead workers on this machine are detected at once, on any storage.",
         show_default=False,
     ),
 ]

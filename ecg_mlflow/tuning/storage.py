@@ -8,10 +8,10 @@
 SQLite serialises writers with a database lock; two workers on one SQLite file hit
 "database is locked" sooner or later. Use the journal file (one machine) or PostgreSQL/MySQL.
 
-Crash detection. Every trial records its worker (host, pid, process start time) and a heartbeat
-timestamp in user attributes; a RUNNING trial whose worker process is gone (same host) or whose
-heartbeat is older than the grace period is failed by the next worker that starts or asks for a
-trial. RDB storages additionally get Optuna's own heartbeat (heartbeat_interval/grace_period).
+Crash detection is Optuna's heartbeat on RDB storages: while `Study.optimize` runs a trial it
+records a heartbeat every heartbeat_interval seconds, and before each new trial it fails the
+RUNNING trials whose heartbeat is older than grace_period (`optuna.storages.fail_stale_trials`);
+that covers a dead worker on any machine. What Optuna cannot do is `fail_abandoned_trials`.
 """
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ import fcntl
 import hashlib
 import os
 import tempfile
-import threading
-import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ecg_mlflow.errors import UserError
-from ecg_mlflow.processes import process_identity, process_is_dead
+from ecg_mlflow.processes import process_is_dead
+
+if TYPE_CHECKING:  # optuna is imported when a storage is opened, not by `ecg-mlflow --help`
+    import optuna
 
 ENV_STORAGE = "ECG_OPTUNA_STORAGE"
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 DEFAULT_HEARTBEAT_INTERVAL = 30
-WORKER_ATTR = "worker"
-HEARTBEAT_ATTR = "heartbeat"
+WORKER_ATTR = "worker"  # a trial's worker: ecg_mlflow.processes.process_identity()
 
 SQLITE_WARNING = (
     "SQLite storage locks the whole database on every write: several workers on one SQLite file "
@@ -56,32 +56,23 @@ class StorageHandle:
     kind: str  # sqlite | rdb | journal
     storage: Any  # what optuna.create_study/load_study get
     path: Path | None  # the file behind sqlite/journal storages
-    heartbeat_interval: int
-    grace_period: int
+    # Numbers of the trials failed because their worker died (by Optuna's heartbeat or by us).
+    abandoned: list[int] = field(default_factory=list)
 
     @property
     def display(self) -> str:
         return redact(self.url)
 
-    @property
-    def lock_path(self) -> Path:
-        """A file lock that serialises 'count the trials, then ask for one' across local workers."""
-        if self.path is not None:
-            return self.path.with_name(self.path.name + ".tune.lock")
-        digest = hashlib.sha1(self.url.encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"ecg-mlflow-tune-{digest}.lock"
-
     def lock(self) -> contextlib.AbstractContextManager[None]:
-        """PostgreSQL: an advisory lock in the database itself, so N is exact for workers on any machine.
-        Otherwise a file lock, exact for the workers of one machine."""
+        """The exact-N lock (see runner's `_TrialLoop.reserve`). PostgreSQL: an advisory lock in the
+        database itself, so N is exact for workers on any machine. Otherwise a file lock next to the
+        file (or in the temp folder for a server), exact for the workers of one machine."""
         if urlsplit(self.url).scheme.split("+")[0] == "postgresql":
             return postgres_lock(self.storage.engine)
-        return file_lock(self.lock_path)
-
-    def record_heartbeat(self, trial: Any) -> None:
-        if self.kind in ("sqlite", "rdb"):
-            self.storage.record_heartbeat(trial._trial_id)
-        trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+        if self.path is not None:
+            return file_lock(self.path.with_name(self.path.name + ".tune.lock"))
+        digest = hashlib.sha1(self.url.encode()).hexdigest()[:12]
+        return file_lock(Path(tempfile.gettempdir()) / f"ecg-mlflow-tune-{digest}.lock")
 
 
 @contextlib.contextmanager
@@ -166,15 +157,15 @@ def _sqlite_path(url: str) -> Path | None:
 def open_storage(
     url: str | None = None, *, heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL, grace_period: int | None = None
 ) -> StorageHandle:
-    """URL -> an Optuna storage, creating the file's folder; StorageError with advice on failure."""
+    """URL -> an Optuna storage, creating the file's folder; StorageError with advice on failure.
+
+    RDB storages get Optuna's heartbeat (grace period: 4 x the interval unless given)."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
     url = resolve_storage_url(url)
     kind = storage_kind(url)
-    if heartbeat_interval < 1:
-        raise StorageError(f"heartbeat interval {heartbeat_interval} must be >= 1 second")
     grace = grace_period if grace_period is not None else 4 * heartbeat_interval
     if grace <= heartbeat_interval:
         raise StorageError(f"grace period {grace}s must be longer than the heartbeat interval {heartbeat_interval}s")
@@ -182,82 +173,62 @@ def open_storage(
         path = _journal_path(url)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            storage = JournalStorage(JournalFileBackend(str(path)))
+            return StorageHandle(url, kind, JournalStorage(JournalFileBackend(str(path))), path)
         except OSError as exc:
             raise StorageError(f"cannot open journal file {path}: {exc}") from None
-        return StorageHandle(url, kind, storage, path, heartbeat_interval, grace)
 
     path = _sqlite_path(url) if kind == "sqlite" else None
     if path is not None:
         if path.name == "mlflow.db":
             raise StorageError("the Optuna storage must be a file of its own, not MLflow's mlflow.db")
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs: dict[str, Any] = {}
-    if kind == "sqlite":
-        # Wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
-        engine_kwargs = {"connect_args": {"timeout": 30}}
+    # SQLite: wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
+    engine_kwargs = {"connect_args": {"timeout": 30}} if kind == "sqlite" else {}
+    handle = StorageHandle(url, kind, None, path)
     # Two workers creating a fresh database at once race on its tables: create them under a lock.
     try:
-        lock = file_lock(path.with_name(path.name + ".tune.lock")) if path is not None else _creation_lock(url)
+        lock = handle.lock() if path is not None else _creation_lock(url)
         with lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace
+            handle.storage = RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=lambda _, trial: handle.abandoned.append(trial.number),
             )
     except ImportError as exc:
         raise StorageError(f"no database driver for {redact(url)}: {exc}") from None
     except Exception as exc:  # SQLAlchemy errors: bad URL, unreachable server, bad credentials
         raise StorageError(f"cannot open storage {redact(url)}: {type(exc).__name__}: {exc}") from None
-    return StorageHandle(url, kind, storage, path, heartbeat_interval, grace)
+    return handle
 
 
-# --------------------------------------------------------------------------- worker identity
+def fail_abandoned_trials(study: optuna.Study, handle: StorageHandle) -> None:
+    """Fail the RUNNING trials whose worker died; their numbers are added to handle.abandoned.
 
+    Optuna's heartbeat first (RDB storages). Then what Optuna cannot do: a RUNNING trial whose
+    worker process on this host is gone is failed at once. Optuna cannot tell a dead process from a
+    slow one, so its heartbeat waits out the grace period (minutes), and JournalStorage has no
+    heartbeat at all in Optuna 5.1; the journal file serves one machine, where this check suffices.
+    """
+    import optuna
+    from optuna.trial import TrialState
 
-def worker_id() -> str:
-    """This worker's identity (host:pid:start-time), recorded on every trial it runs."""
-    return process_identity()
-
-
-def worker_is_dead(worker: str) -> bool:
-    """True only when we can tell: the worker ran on this host and its process is gone."""
-    return process_is_dead(worker)
-
-
-def stale_reason(trial: Any, *, grace_period: float, now: float | None = None) -> str | None:
-    """Why a RUNNING trial is abandoned, or None while it may still be alive."""
-    now = time.time() if now is None else now
-    worker = trial.user_attrs.get(WORKER_ATTR)
-    if worker and worker_is_dead(str(worker)):
-        return f"its worker {worker} is no longer running"
-    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
-    if beat is None and trial.datetime_start is not None:
-        beat = trial.datetime_start.timestamp()
-    if beat is not None and now - float(beat) > grace_period:
-        return f"no heartbeat for {now - float(beat):.0f}s (grace period {grace_period}s)"
-    return None
-
-
-class Heartbeat:
-    """Records a trial's heartbeat every interval seconds in a daemon thread."""
-
-    def __init__(self, handle: StorageHandle, trial: Any) -> None:
-        self._handle = handle
-        self._trial = trial
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.number}", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._handle.heartbeat_interval):
-            with contextlib.suppress(Exception):  # a missed beat is retried; the grace period covers it
-                self._handle.record_heartbeat(self._trial)
-
-    def __enter__(self) -> Heartbeat:
-        self._trial.set_user_attr(WORKER_ATTR, worker_id())
-        self._handle.record_heartbeat(self._trial)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # its callback appends to handle.abandoned
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
+        if not worker or not process_is_dead(worker):
+            continue
+        reason = f"abandoned: its worker {worker} is no longer running"
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            continue  # another worker got there first
+        optuna.logging.get_logger("optuna.ecg_mlflow.tuning").warning(
+            f"Trial {trial.number} of study '{study.study_name}' marked FAIL: {reason}"
+        )
+        handle.abandoned.append(trial.number)

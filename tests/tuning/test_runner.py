@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 import time
+import warnings
 
 import mlflow
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ecg_mlflow.tuning.runner import TuningError, recover_stale_trials, run_study
+from ecg_mlflow.tuning.runner import TuningError, run_study
 from ecg_mlflow.tuning.storage import StorageError, open_storage, redact
 from ecg_mlflow.tuning.study_files import load_study_file, parse_set
 
@@ -135,21 +136,26 @@ def test_direction_mismatch_is_refused(tmp_path, tracking):
         run_study(load_study_file(flipped), n_trials=2, storage=storage, evaluate=evaluate)
 
 
-def _running_trial(study, worker, heartbeat):
-    trial = study.ask()
-    trial.set_user_attr("worker", worker)
-    trial.set_user_attr("heartbeat", heartbeat)
-    return trial.number
-
-
-def test_stale_trials_are_failed_live_ones_kept(tmp_path):
-    handle = open_storage(f"journal:///{tmp_path}/stale.log", heartbeat_interval=1, grace_period=5)
-    study = optuna.create_study(study_name="stale", storage=handle.storage)
-    host = socket.gethostname()
-    dead_local = _running_trial(study, f"{host}:999999:1", time.time())
-    silent_remote = _running_trial(study, "other-host:1:1", time.time() - 60)
-    live_remote = _running_trial(study, "other-host:2:2", time.time())
-    assert sorted(recover_stale_trials(study, handle)) == [dead_local, silent_remote]
+def test_abandoned_trials_are_failed_live_ones_kept(tmp_path, tracking):
+    """A RUNNING trial whose worker process on this host is gone is failed at once, one whose Optuna
+    heartbeat stopped (a worker on another machine) after the grace period; a live one is kept."""
+    storage = f"sqlite:///{tmp_path}/stale.db"
+    handle = open_storage(storage, heartbeat_interval=1, grace_period=4)
+    study = optuna.create_study(study_name="stale", storage=handle.storage, direction="maximize")
+    mlflow.set_experiment("tune-stale")
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize"
+        warnings.simplefilter("ignore")
+        dead_local, silent_remote, live_remote = (study.ask() for _ in range(3))
+    dead_local.set_user_attr("worker", f"{socket.gethostname()}:999999:1")
+    silent_remote.set_user_attr("worker", "other-host:1:1")
+    handle.storage.record_heartbeat(silent_remote._trial_id)
+    time.sleep(5.5)
+    live_remote.set_user_attr("worker", "other-host:2:2")
+    handle.storage.record_heartbeat(live_remote._trial_id)
+    spec = load_study_file(write_study(tmp_path, "stale"))
+    summary = run_study(spec, n_trials=3, storage=storage, evaluate=evaluate, heartbeat_interval=1, grace_period=4)
+    assert sorted(summary.recovered) == [dead_local.number, silent_remote.number] and summary.trials == []
     states = {t.number: t.state for t in study.trials}
-    assert states == {dead_local: TrialState.FAIL, silent_remote: TrialState.FAIL, live_remote: TrialState.RUNNING}
-    assert "abandoned" in study.trials[dead_local].user_attrs["fail_reason"]
+    assert states == {dead_local.number: TrialState.FAIL, silent_remote.number: TrialState.FAIL,
+                      live_remote.number: TrialState.RUNNING}  # fmt: skip
+    assert "abandoned" in study.trials[dead_local.number].user_attrs["fail_reason"]

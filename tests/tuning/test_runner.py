@@ -140,7 +140,9 @@ def test_abandoned_trials_are_failed_live_ones_kept(tmp_path, tracking):
     """A RUNNING trial whose worker process on this host is gone is failed at once, one whose Optuna
     heartbeat stopped (a worker on another machine) after the grace period; a live one is kept."""
     storage = f"sqlite:///{tmp_path}/stale.db"
-    handle = open_storage(storage, heartbeat_interval=1, grace_period=4)
+    # The live trial's heartbeat must still be fresh when run_study looks: a grace period well above the
+    # few seconds a loaded machine may take to start the worker.
+    handle = open_storage(storage, heartbeat_interval=1, grace_period=8)
     study = optuna.create_study(study_name="stale", storage=handle.storage, direction="maximize")
     mlflow.set_experiment("tune-stale")
     with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize"
@@ -149,11 +151,11 @@ def test_abandoned_trials_are_failed_live_ones_kept(tmp_path, tracking):
     dead_local.set_user_attr("worker", f"{socket.gethostname()}:999999:1")
     silent_remote.set_user_attr("worker", "other-host:1:1")
     handle.storage.record_heartbeat(silent_remote._trial_id)
-    time.sleep(5.5)
+    time.sleep(8.5)
     live_remote.set_user_attr("worker", "other-host:2:2")
     handle.storage.record_heartbeat(live_remote._trial_id)
     spec = load_study_file(write_study(tmp_path, "stale"))
-    summary = run_study(spec, n_trials=3, storage=storage, evaluate=evaluate, heartbeat_interval=1, grace_period=4)
+    summary = run_study(spec, n_trials=3, storage=storage, evaluate=evaluate, heartbeat_interval=1, grace_period=8)
     assert sorted(summary.recovered) == [dead_local.number, silent_remote.number] and summary.trials == []
     states = {t.number: t.state for t in study.trials}
     assert states == {dead_local.number: TrialState.FAIL, silent_remote.number: TrialState.FAIL,

@@ -20,7 +20,7 @@ app = typer.Typer(help="Build, inspect, download and plot the beat datasets.", n
 DEFAULTS = DataConfig()
 DOWNLOADABLE = tuple(name for name, db in DATABASES.items() if db.downloadable)
 DatasetArg = Annotated[str, typer.Argument(help=PARAMETER_HELP["dataset"])]
-SourceOpt = Annotated[str, typer.Option(help="physionet (WFDB records) or kaggle (the Kaggle CSVs).")]
+SourceOpt = Annotated[str, typer.Option(help=PARAMETER_HELP["source"] + ".")]
 SplitOpt = Annotated[str, typer.Option(help="intra (random beats, the paper) or inter (de Chazal DS1/DS2, mit only).")]
 DataDirOpt = Annotated[
     str, typer.Option(help="Data folder (mitdb/, ptbdb/, kaggle/); default $ECG_DATA_DIR or ./data.")

@@ -1,6 +1,6 @@
 """Atomic, parameter-keyed cache of built datasets: arrays.npz + manifest.json per key.
 
-The raw data directory may be read-only, so built datasets live in config.resolve_cache_dir().
+The raw data directory may be read-only, so built datasets live in data.spec.resolve_cache_dir().
 A build is written into a temporary sibling directory and renamed into place, so an interrupted
 build never leaves a half-written entry that a later run would trust; the temporary folder of a
 build whose process has died (killed mid-write) is removed by the next write.

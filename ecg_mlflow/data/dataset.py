@@ -26,7 +26,7 @@ from ecg_mlflow.data.physionet import extraction_fingerprint, record_table
 from ecg_mlflow.data.records import record_files
 from ecg_mlflow.data.sealed import check_split_open
 from ecg_mlflow.data.sources import SOURCES
-from ecg_mlflow.data.spec import DataConfig, resolve_cache_dir, resolve_data_dir
+from ecg_mlflow.data.spec import DataConfig, resolve_cache_dir, resolve_data_dir, timed_source
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 # Bump when the beat extraction changes, so old caches are not reused.
@@ -74,7 +74,7 @@ class BeatDataset:
         if kind != "none" and not self.context_names:
             raise DataError(
                 f"{self.name} has no rhythm context: its beats carry no R-peak times (the Kaggle CSVs are "
-                f"isolated beats); use source=physionet for context={kind}, or context=none"
+                f"isolated beats); use source={timed_source()} for context={kind}, or context=none"
             )
         check_split_open(split)
         return select_context(getattr(self, f"context_{split}"), self.context_names, kind)
@@ -103,7 +103,11 @@ def input_sha256(files: list[Path], data_dir: Path, cache_dir: Path) -> dict[str
 
 def read_beats(config: DataConfig, data_dir: Path, progress: bool = False, workers: int = 1) -> BeatTable:
     """Stage 1, records -> beats and context: every beat the config's source holds of its dataset."""
-    return SOURCES[config.source].read(config.database, data_dir, config.input, progress, workers)
+    source = SOURCES[config.source]
+    table = source.read(config.database, data_dir, input_kind=config.input, progress=progress, workers=workers)
+    if (table.test_rows is not None) != source.fixes_test(config.database):  # the cache key trusts the declaration
+        raise ValueError(f"source {source.name!r}: its fixes_test declaration and its reader's test_rows disagree")
+    return table
 
 
 def split_indices(table: BeatTable, config: DataConfig) -> splits.SplitIndices:
@@ -114,7 +118,7 @@ def split_indices(table: BeatTable, config: DataConfig) -> splits.SplitIndices:
         if not table.has_records or inter is None:
             raise DataError(
                 f"split='inter' needs record ids, which the {config.source} beats of {config.dataset} do not have; "
-                "use source='physionet' for the de Chazal inter-patient split, or split='intra'"
+                f"use source={timed_source()!r} for the de Chazal inter-patient split, or split='intra'"
             )
         return splits.split_inter(table.records, table.y, config.val_fraction, config.split_seed, inter)
     if table.test_rows is not None:
@@ -146,7 +150,7 @@ def array_parameters(config: DataConfig, input_sha: dict[str, str]) -> dict[str,
         "split_seed": config.split_seed,
         "context_columns": list(CONTEXT_COLUMNS),  # a new context column invalidates old caches by itself
         "inputs": cache.stable_hash(input_sha),
-        **source.key(config.database),
+        **source.cache_key(config.database),
     }
     if config.input != DEFAULT_INPUT:  # the paper's beats keep the keys they were cached under
         params["input"] = config.input
@@ -156,7 +160,12 @@ def array_parameters(config: DataConfig, input_sha: dict[str, str]) -> dict[str,
 
 
 def dataset_manifest(
-    config: DataConfig, table: BeatTable, arrays: dict[str, np.ndarray], params: dict[str, Any], data_dir: Path
+    config: DataConfig,
+    table: BeatTable,
+    arrays: dict[str, np.ndarray],
+    params: dict[str, Any],
+    data_dir: Path,
+    input_sha: dict[str, str],
 ) -> dict[str, Any]:
     """What the cache entry says about its arrays: where they came from and what they hold."""
     names = config.class_names
@@ -174,6 +183,7 @@ def dataset_manifest(
         "sampling_rates": table.rates,
         "context_names": list(CONTEXT_COLUMNS) if table.context.shape[1] else [],
         "class_counts": {s: class_counts(arrays[f"y_{s}"], names) for s in SPLIT_NAMES},
+        "input_sha256": input_sha,
     }
 
 
@@ -188,7 +198,7 @@ def load_dataset(config: DataConfig, progress: bool = False, *, workers: int = 1
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         table = read_beats(config, data_dir, progress, workers)
         arrays = split_arrays(table, split_indices(table, config))
-        return arrays, dataset_manifest(config, table, arrays, params, data_dir) | {"input_sha256": input_sha}
+        return arrays, dataset_manifest(config, table, arrays, params, data_dir, input_sha)
 
     arrays, manifest = cache.read_or_build(entry, build, rebuild)
     ds = BeatDataset(

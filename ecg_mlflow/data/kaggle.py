@@ -18,8 +18,16 @@ from ecg_mlflow.data.errors import DataError
 KAGGLE_FOLDER = "kaggle"  # under DATA_DIR
 
 
-def kaggle_paths(data_dir: Path, files: KaggleFiles) -> list[Path]:
+def kaggle_files(database: Database) -> KaggleFiles:
+    """The database's Kaggle CSVs as declared (DataConfig refuses source=kaggle for a database without any)."""
+    if database.kaggle is None:
+        raise ValueError(f"{database.name} declares no Kaggle CSVs")
+    return database.kaggle
+
+
+def kaggle_paths(database: Database, data_dir: Path) -> list[Path]:
     """The dataset's CSV paths (training files, then test files); DataError naming the missing ones."""
+    files = kaggle_files(database)
     kaggle_dir = Path(data_dir) / KAGGLE_FOLDER
     paths = [kaggle_dir / name for name in (*files.train, *files.test)]
     missing = [p.name for p in paths if not p.is_file()]
@@ -33,12 +41,10 @@ def kaggle_paths(data_dir: Path, files: KaggleFiles) -> list[Path]:
 
 def read_table(database: Database, data_dir: Path) -> BeatTable:
     """Every beat of the database's Kaggle CSVs, validated row by row; the test files' rows as `test_rows`."""
-    files = database.kaggle
-    if files is None:
-        raise DataError(f"the Kaggle CSVs hold no {database.name} beats; use source='physionet'")
+    files = kaggle_files(database)
     parts = [
         read_kaggle_csv(path, len(database.class_names), files.labels.get(path.name))
-        for path in kaggle_paths(data_dir, files)
+        for path in kaggle_paths(database, data_dir)
     ]
     y = np.concatenate([labels for _, labels in parts])
     n_train = sum(len(labels) for _, labels in parts[: len(files.train)])

@@ -19,6 +19,7 @@ import wfdb
 from ecg_mlflow.data.aami import QRS_SYMBOLS
 from ecg_mlflow.data.databases import NON_ECG_LEADS, Database, get_database
 from ecg_mlflow.data.errors import DataError
+from ecg_mlflow.data.qrs import detect_r_peaks
 
 T = TypeVar("T")
 
@@ -130,7 +131,7 @@ def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordS
         labels = np.asarray(database.class_index(symbols), dtype=np.int64)
     else:
         try:
-            qrs = detect_peaks(signal, int(header.fs))
+            qrs = detect_r_peaks(signal, int(header.fs))
         except DataError as error:  # the detector's message does not know the record
             raise DataError(f"record {record} ({record}.hea): {error}") from None
         labels = np.full(len(qrs), record_label, dtype=np.int64)
@@ -222,13 +223,6 @@ def _increasing(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, n
     samples, symbols = samples[order], symbols[order]
     keep = np.concatenate([[True], np.diff(samples) > 0]) if len(samples) else np.zeros(0, dtype=bool)
     return samples[keep], symbols[keep]
-
-
-def detect_peaks(signal: np.ndarray, fs: int) -> np.ndarray:
-    """R peaks (at fs) of a record without beat annotations."""
-    from ecg_mlflow.data.qrs import detect_r_peaks
-
-    return detect_r_peaks(signal, fs)
 
 
 def database_dir(database: Database, data_dir: Path) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ecg_mlflow.checks import declare
 from ecg_mlflow.data import kaggle, physionet
@@ -20,27 +20,47 @@ from ecg_mlflow.data.beats import BeatTable
 from ecg_mlflow.data.databases import Database
 from ecg_mlflow.data.records import record_files
 
-# (database, DATA_DIR, input kind, progress bar, worker processes) -> every beat of the source
-Reader = Callable[[Database, Path, str, bool, int], BeatTable]
+
+class Reader(Protocol):
+    """Stage 1 of the data path: every beat a source holds of a database, as a BeatTable."""
+
+    def __call__(
+        self, database: Database, data_dir: Path, *, input_kind: str, progress: bool, workers: int
+    ) -> BeatTable: ...
 
 
 @dataclass(frozen=True)
 class Source:
+    """Where beats come from: what it provides, its files, how to read them, what goes into the cache key."""
+
     name: str
     help: str
     timing: bool  # beats carry R-peak times and records: context columns, inputs cut from the signal, split=inter
     provides: Callable[[Database], bool]  # whether it holds this training database's beats
     files: Callable[[Database, Path], list[Path]]  # the raw files under DATA_DIR (DataError: where to get them)
     read: Reader
-    key: Callable[[Database], dict[str, Any]]  # what decides the beats besides the files (part of the cache key)
-    fixes_test: Callable[[Database], bool]  # whether the files set the test beats apart (then no test_fraction)
+    cache_key: Callable[[Database], dict[str, Any]]  # what decides the beats besides the files
+    # Whether the files set the test beats apart (then test_fraction is no part of the key); its reader must
+    # return those rows as BeatTable.test_rows exactly when this holds (checked by dataset.read_beats).
+    fixes_test: Callable[[Database], bool]
 
 
 SOURCES: dict[str, Source] = {}
 
 
 def register_source(source: Source) -> Source:
+    """Add a source to the table DataConfig, the data path and the CLI read; a name may be declared once."""
     return declare(SOURCES, source, "source")
+
+
+def read_records(database: Database, data_dir: Path, *, input_kind: str, progress: bool, workers: int) -> BeatTable:
+    """Every labelled beat of the database's WFDB records, with its timing and context."""
+    return physionet.record_table(database, data_dir, progress, workers, input_kind=input_kind)
+
+
+def read_csvs(database: Database, data_dir: Path, *, input_kind: str, progress: bool, workers: int) -> BeatTable:
+    """Every row of the database's Kaggle CSVs: isolated beats (the paper's input only, checked by DataConfig)."""
+    return kaggle.read_table(database, data_dir)
 
 
 register_source(
@@ -49,11 +69,9 @@ register_source(
         help="build beats from WFDB records",
         timing=True,
         provides=lambda database: True,
-        files=lambda database, data_dir: record_files(database, data_dir),
-        read=lambda database, data_dir, input_kind, progress, workers: physionet.record_table(
-            database, data_dir, progress, workers, input_kind=input_kind
-        ),
-        key=lambda database: {"extraction": physionet.extraction_fingerprint(database)},
+        files=record_files,
+        read=read_records,
+        cache_key=lambda database: {"extraction": physionet.extraction_fingerprint(database)},
         fixes_test=lambda database: False,
     )
 )
@@ -63,9 +81,9 @@ register_source(
         help="import the Kaggle CSVs",
         timing=False,
         provides=lambda database: database.kaggle is not None,
-        files=lambda database, data_dir: kaggle.kaggle_paths(data_dir, database.kaggle),  # type: ignore[arg-type]
-        read=lambda database, data_dir, input_kind, progress, workers: kaggle.read_table(database, data_dir),
-        key=lambda database: {},
-        fixes_test=lambda database: bool(database.kaggle and database.kaggle.test),
+        files=kaggle.kaggle_paths,
+        read=read_csvs,
+        cache_key=lambda database: {},
+        fixes_test=lambda database: bool(kaggle.kaggle_files(database).test),
     )
 )

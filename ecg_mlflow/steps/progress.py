@@ -51,7 +51,7 @@ class Progress:
         """The current step finished (reused: it took no training); its wall seconds, 0 when reused."""
         self.done += 1
         seconds = 0.0 if reused else time.monotonic() - self._current
-        self.trained += not reused
+        self.trained += 0 if reused else 1
         self.trained_seconds += seconds
         return seconds
 

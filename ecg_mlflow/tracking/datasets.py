@@ -14,7 +14,7 @@ from ecg_mlflow.tracking.provenance import DATA_DIGEST_TAG, data_digest
 
 LOG_INPUT_ATTEMPTS = 3
 DUPLICATE_WORDS = ("UniqueViolation", "duplicate key", "IntegrityError", "UNIQUE constraint")
-CONTEXT_SPLITS = {"train": "train", "training": "train", "test": "test", "testing": "test"}
+CONTEXT_SPLITS: dict[str, str] = {"train": "train", "training": "train", "test": "test", "testing": "test"}
 CONTEXT_SPLITS |= dict.fromkeys(("val", "validation", "eval"), "val")
 
 

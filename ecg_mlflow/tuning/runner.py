@@ -19,6 +19,7 @@ FINISHED (COMPLETE), KILLED (PRUNED) or FAILED (FAIL). The step runs nest under 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 import traceback
@@ -31,15 +32,22 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.processes import process_identity, process_is_dead
+from ecg_mlflow.tuning.mlflow_runs import (
+    RUN_STATUS,
+    TAG_FAIL_REASON,
+    TAG_KIND,
+    TAG_STATE,
+    TAG_STORAGE,
+    TAG_STUDY,
+    TAG_TRIAL,
+    TAG_WORKER,
+    close_orphaned_runs,
+    end_runs_above,
+)
 from ecg_mlflow.tuning.objective import Evaluate, PruningReporter, TrialContext, evaluate_steps
 from ecg_mlflow.tuning.report import log_study_report
 from ecg_mlflow.tuning.spec import StudySpec
 from ecg_mlflow.tuning.storage import SQLITE_WARNING, WORKER_ATTR, StorageHandle, fail_abandoned_trials, open_storage
-
-TAG_KIND, TAG_STUDY, TAG_TRIAL = "ecg_mlflow.kind", "optuna.study_name", "optuna.trial_number"
-TAG_STATE, TAG_STORAGE, TAG_WORKER = "optuna.state", "optuna.storage", "ecg_mlflow.worker"
-TAG_FAIL_REASON = "ecg_mlflow.fail_reason"
-RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
 _logger = optuna.logging.get_logger("optuna.ecg_mlflow.tuning")
 
@@ -51,6 +59,19 @@ class TuningError(UserError, RuntimeError):
 class TrialFailed(Exception):
     """The objective raised. The only exception `Study.optimize` catches (the trial FAILs, the loop goes
     on); anything else (a search space that no longer fits, a storage error) stops the worker."""
+
+
+class _WithoutTraceback(logging.Filter):
+    """Optuna logs a failed trial with its traceback; the traceback is in the trial's MLflow run (error.txt),
+    so the worker's log keeps the one line that says which trial failed and why."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_WithoutTraceback())  # the logger of Optuna's trial loop
 
 
 @dataclass
@@ -99,44 +120,9 @@ def _storage_error(exc: Exception, handle: StorageHandle) -> Exception:
     return exc
 
 
-def _end_running_children(client: MlflowClient, run_id: str, experiment_ids: list[str], status: str) -> None:
-    query = f"tags.`mlflow.parentRunId` = '{run_id}' and attributes.status = 'RUNNING'"
-    for child in client.search_runs(experiment_ids, filter_string=query):
-        _end_running_children(client, child.info.run_id, experiment_ids, status)
-        client.set_terminated(child.info.run_id, status=status)
-
-
-def close_orphaned_runs(study: optuna.Study) -> None:
-    """End MLflow runs left RUNNING by a dead worker (MLflow has no heartbeat): trial runs whose Optuna
-    trial is finished (with the matching status), the parent run of a dead worker on this host, and the
-    step runs under either."""
-    client = MlflowClient()
-    experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    name = study.study_name.replace("'", "\\'")
-    query = f"tags.`{TAG_STUDY}` = '{name}' and attributes.status = 'RUNNING'"
-    runs = client.search_runs(experiment_ids, filter_string=query) if experiment_ids else []
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for run in runs:
-        tags = run.data.tags
-        trial = trials.get(int(tags.get(TAG_TRIAL, -1))) if tags.get(TAG_KIND) == "trial" else None
-        if trial is not None and trial.state.is_finished():
-            status = RUN_STATUS[trial.state]
-            client.set_tag(run.info.run_id, TAG_STATE, trial.state.name)
-            if trial.state == TrialState.FAIL:
-                reason = trial.user_attrs.get("fail_reason", "abandoned: no heartbeat within the grace period")
-                client.set_tag(run.info.run_id, TAG_FAIL_REASON, str(reason)[:5000])
-        elif tags.get(TAG_KIND) == "tune" and process_is_dead(tags.get(TAG_WORKER, "")):
-            status = "FAILED"
-        else:
-            continue
-        _end_running_children(client, run.info.run_id, experiment_ids, "FAILED" if status != "FINISHED" else status)
-        client.set_terminated(run.info.run_id, status=status)
-
-
-def _end_runs_above(run_id: str, status: str) -> None:
-    """End the active runs started under run_id (step runs left open by an exception)."""
-    while (active := mlflow.active_run()) is not None and active.info.run_id != run_id:
-        mlflow.end_run(status=status)
+def _reserver_died(trial: FrozenTrial) -> bool:
+    """Whether the worker that reserved this WAITING trial is known dead (on this host)."""
+    return process_is_dead(trial.user_attrs.get(WORKER_ATTR, ""))
 
 
 @dataclass
@@ -160,9 +146,13 @@ class _TrialLoop:
 
         Why not MaxTrialsCallback(N, states=None): it counts after a trial finished and `ask` takes no
         lock, so two workers that both see 9 of 10 trials create one each and the study ends with 11.
-        (A worker killed between reserving and asking leaves one WAITING trial: the next `ask` runs it.)"""
+        A reservation whose worker on this host died before running it is taken over, not counted twice."""
         with self.handle.lock():
             trials = self.study.get_trials(deepcopy=False)
+            orphan = next((t for t in trials if t.state == TrialState.WAITING and _reserver_died(t)), None)
+            if orphan is not None:  # Optuna's next `ask` pops the oldest WAITING trial: this one or a newer
+                self.handle.storage.set_trial_user_attr(orphan._trial_id, WORKER_ATTR, process_identity())
+                return True
             if len(trials) >= self.summary.n_trials:
                 self.summary.stopped = f"the study has {len(trials)} of {self.summary.n_trials} trials"
                 return False
@@ -171,12 +161,13 @@ class _TrialLoop:
                 _logger.warning(f"Another worker is running trials on {self.handle.display}. {SQLITE_WARNING}")
             # A seed per trial number: reproducible in one worker, never shared by two workers.
             self.study.sampler = self.spec.sampler.build(seed_offset=len(trials))
-            self.study.enqueue_trial({})
+            self.study.enqueue_trial({}, user_attrs={WORKER_ATTR: process_identity()})
         return True
 
     def objective(self, trial: optuna.Trial) -> float:
         """Sample, run the steps in the trial's nested MLflow run; an exception becomes TrialFailed."""
         spec = self.spec
+        trial.set_user_attr(WORKER_ATTR, process_identity())  # first: a worker killed from here on is detectable
         try:
             values = {**spec.fixed, **spec.suggest(trial)}
         except Exception as exc:  # e.g. a choice list changed incompatibly since the study began
@@ -184,7 +175,6 @@ class _TrialLoop:
                 f"cannot sample trial {trial.number}: {exc}. The study's search space changed incompatibly; "
                 "run the changed file as a new study (--study-name NAME)"
             ) from None
-        trial.set_user_attr(WORKER_ATTR, process_identity())
         trial.set_user_attr("fixed_params", dict(spec.fixed))
         tags = {TAG_KIND: "trial", TAG_STUDY: spec.name, TAG_TRIAL: str(trial.number), TAG_STATE: "RUNNING"}
         tags |= {TAG_STORAGE: self.handle.display, TAG_WORKER: process_identity()}
@@ -197,7 +187,7 @@ class _TrialLoop:
             try:
                 value = float(self.evaluate(self.ctx))
             finally:
-                _end_runs_above(run_id, "FAILED")
+                end_runs_above(run_id, "FAILED")
             if not math.isfinite(value):
                 raise ValueError(f"the objective returned {value}")
             return value
@@ -297,7 +287,7 @@ def run_study(
             raise
         raise converted from exc
     finally:
-        _end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback
+        end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback
         _finish_parent(study, summary, status)
     return summary
 

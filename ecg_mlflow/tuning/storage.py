@@ -166,6 +166,8 @@ def open_storage(
 
     url = resolve_storage_url(url)
     kind = storage_kind(url)
+    if heartbeat_interval < 1:
+        raise StorageError(f"heartbeat interval {heartbeat_interval} must be >= 1 second")
     grace = grace_period if grace_period is not None else 4 * heartbeat_interval
     if grace <= heartbeat_interval:
         raise StorageError(f"grace period {grace}s must be longer than the heartbeat interval {heartbeat_interval}s")

@@ -24,7 +24,7 @@ def _toy_file(database: Database, data_dir: Path) -> list[Path]:
     return [path]
 
 
-def _toy_read(database: Database, data_dir: Path, input_kind: str, progress: bool, workers: int) -> BeatTable:
+def _toy_read(database: Database, data_dir: Path, *, input_kind: str, progress: bool, workers: int) -> BeatTable:
     with np.load(_toy_file(database, data_dir)[0]) as npz:
         return BeatTable.isolated(npz["x"], npz["y"])
 
@@ -39,7 +39,7 @@ def toy_source():
             provides=lambda database: database.dataset == "mit",
             files=_toy_file,
             read=_toy_read,
-            key=lambda database: {"toy": 1},
+            cache_key=lambda database: {"toy": 1},
             fixes_test=lambda database: False,
         )
     )

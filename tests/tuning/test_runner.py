@@ -141,7 +141,8 @@ def test_abandoned_trials_are_failed_live_ones_kept(tmp_path, tracking):
     heartbeat stopped (a worker on another machine) after the grace period; a live one is kept."""
     storage = f"sqlite:///{tmp_path}/stale.db"
     # The live trial's heartbeat must still be fresh when run_study looks: a grace period well above the
-    # few seconds a loaded machine may take to start the worker.
+    # few seconds a loaded machine may take to start the worker. SQLite keeps heartbeats to the second, so
+    # the silent one is made older than grace + 1 s.
     handle = open_storage(storage, heartbeat_interval=1, grace_period=8)
     study = optuna.create_study(study_name="stale", storage=handle.storage, direction="maximize")
     mlflow.set_experiment("tune-stale")
@@ -151,7 +152,7 @@ def test_abandoned_trials_are_failed_live_ones_kept(tmp_path, tracking):
     dead_local.set_user_attr("worker", f"{socket.gethostname()}:999999:1")
     silent_remote.set_user_attr("worker", "other-host:1:1")
     handle.storage.record_heartbeat(silent_remote._trial_id)
-    time.sleep(8.5)
+    time.sleep(9.5)
     live_remote.set_user_attr("worker", "other-host:2:2")
     handle.storage.record_heartbeat(live_remote._trial_id)
     spec = load_study_file(write_study(tmp_path, "stale"))
@@ -161,3 +162,15 @@ def test_abandoned_trials_are_failed_live_ones_kept(tmp_path, tracking):
     assert states == {dead_local.number: TrialState.FAIL, silent_remote.number: TrialState.FAIL,
                       live_remote.number: TrialState.RUNNING}  # fmt: skip
     assert "abandoned" in study.trials[dead_local.number].user_attrs["fail_reason"]
+
+
+def test_a_reservation_whose_worker_died_is_run_not_left_waiting(tmp_path, tracking):
+    """A worker killed between reserving its trial and starting it leaves a WAITING trial: the next worker
+    runs that one instead of counting it, so the study still ends with N trials, all finished."""
+    storage = f"journal:///{tmp_path}/study.log"
+    spec = load_study_file(write_study(tmp_path, "orphan"))
+    study = optuna.create_study(study_name="orphan", storage=open_storage(storage).storage, direction="maximize")
+    study.enqueue_trial({}, user_attrs={"worker": f"{socket.gethostname()}:999999:1"})
+    summary = run_study(spec, n_trials=2, storage=storage, evaluate=evaluate)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [t.number for t in summary.trials] == [0, 1]

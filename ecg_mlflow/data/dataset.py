@@ -226,7 +226,7 @@ def cap_beats(ds: BeatDataset, max_beats: int, seed: int) -> BeatDataset:
     limits = {"train": max_beats, "val": max_beats // 4, "test": max_beats // 4}
     for split, limit in limits.items():
         y = getattr(ds, f"y_{split}")
-        if (split == "train" and len(y) > max_beats) or (split != "train" and len(y) > max_beats):
+        if len(y) > max_beats:
             rows = splits.stratified_sample(y, max(limit, 1), seed)
             for kind in ARRAY_KINDS:
                 changes[f"{kind}_{split}"] = getattr(ds, f"{kind}_{split}")[rows]

@@ -152,6 +152,7 @@ class _TrialLoop:
             orphan = next((t for t in trials if t.state == TrialState.WAITING and _reserver_died(t)), None)
             if orphan is not None:  # Optuna's next `ask` pops the oldest WAITING trial: this one or a newer
                 self.handle.storage.set_trial_user_attr(orphan._trial_id, WORKER_ATTR, process_identity())
+                self.study.sampler = self.spec.sampler.build(seed_offset=orphan.number)
                 return True
             if len(trials) >= self.summary.n_trials:
                 self.summary.stopped = f"the study has {len(trials)} of {self.summary.n_trials} trials"
@@ -232,7 +233,7 @@ class _TrialLoop:
                 f"{self.failures} trials in a row failed; last error: {error} "
                 f"(see the trial's MLflow run {run_id}, error.txt)"
             )
-        fail_abandoned_trials(study, self.handle)  # Optuna's heartbeat check ran before this trial
+        fail_abandoned_trials(study, self.handle, heartbeat=False)  # Optuna's loop checks heartbeats itself
         if len(self.handle.abandoned) > len(self.summary.recovered):
             self.summary.recovered = list(self.handle.abandoned)
             close_orphaned_runs(study)

@@ -206,7 +206,7 @@ def open_storage(
     return handle
 
 
-def fail_abandoned_trials(study: optuna.Study, handle: StorageHandle) -> None:
+def fail_abandoned_trials(study: optuna.Study, handle: StorageHandle, *, heartbeat: bool = True) -> None:
     """Fail the RUNNING trials whose worker died; their numbers are added to handle.abandoned.
 
     Optuna's heartbeat first (RDB storages). Then what Optuna cannot do: a RUNNING trial whose
@@ -217,9 +217,10 @@ def fail_abandoned_trials(study: optuna.Study, handle: StorageHandle) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # its callback appends to handle.abandoned
+    if heartbeat:  # False inside Study.optimize, which runs this check before every trial
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # its callback appends to handle.abandoned
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
         if not worker or not process_is_dead(worker):

@@ -44,8 +44,8 @@ def lstm_encoder(*, backwards: bool, mask: bool = False, unroll: bool = False) -
 
 def direction(data_dir: str, variants: list[str], epochs: int = 8) -> None:
     ds = load_dataset(DataConfig(data_dir=data_dir))
-    rows, val = stratified_sample(ds.y_train, 12000, 0), stratified_sample(ds.y_val, 4000, 0)
-    x, y, xv, yv = ds.x_train[rows][:, :, None], ds.y_train[rows], ds.x_val[val][:, :, None], ds.y_val[val]
+    rows, val = stratified_sample(ds.train.y, 12000, 0), stratified_sample(ds.val.y, 4000, 0)
+    x, y, xv, yv = ds.train.x[rows][:, :, None], ds.train.y[rows], ds.val.x[val][:, :, None], ds.val.y[val]
     for variant in variants:
         keras.utils.set_random_seed(0)
         encoder = lstm_encoder(backwards=variant == "backwards", mask=variant == "mask")
@@ -78,7 +78,7 @@ def speed(data_dir: str, variants: list[str], repeats: int = 2) -> None:
     is Keras' (tf.data autotuned) or the steps' (steps/training.py: batches_dataset, autotuning off).
     """
     ds = load_dataset(DataConfig(data_dir=data_dir))
-    beats = ds.x_train[stratified_sample(ds.y_train, 3000, 0)]
+    beats = ds.train.x[stratified_sample(ds.train.y, 3000, 0)]
     for variant in variants:
         kernel, unroll, pipeline, batch, policy = SPEED_VARIANTS[variant]
         (lstm_kernel.install if kernel == "fused" else lstm_kernel.uninstall)()

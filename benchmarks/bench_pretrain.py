@@ -81,7 +81,7 @@ def load_beats(n_beats: int, data_dir: str, seed: int) -> tuple[np.ndarray, str]
         from ecg_mlflow.data.dataset import load_dataset
 
         ds = load_dataset(DataConfig(dataset="mit", data_dir=data_dir))
-        beats = ds.x_train if n_beats <= 0 else ds.x_train[:n_beats]
+        beats = ds.train.x if n_beats <= 0 else ds.train.x[:n_beats]
         return np.ascontiguousarray(beats, dtype=np.float32), ds.name
     return synthetic_beats(n_beats, np.random.default_rng(seed)), "synthetic"
 

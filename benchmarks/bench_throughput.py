@@ -75,13 +75,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement")
     args = parser.parse_args(argv)
     dataset = load_dataset(DataConfig(data_dir=args.data_dir))
-    pretrain_beats = dataset.x_train[stratified_sample(dataset.y_train, args.samples // 8, 0)]
-    rows = stratified_sample(dataset.y_train, args.samples, 0)
+    pretrain_beats = dataset.train.x[stratified_sample(dataset.train.y, args.samples // 8, 0)]
+    rows = stratified_sample(dataset.train.y, args.samples, 0)
     print(f"load average at start {os.getloadavg()[0]:.2f}; samples/s per timed epoch (CPU/wall)", flush=True)
     print("| backbone | pretraining | supervised training |\n| --- | --- | --- |", flush=True)
     for backbone in args.backbones.split(","):
         ssl = pretraining(backbone, pretrain_beats, args.epochs)
-        fit = supervised(backbone, dataset.x_train[rows], dataset.y_train[rows], args.epochs)
+        fit = supervised(backbone, dataset.train.x[rows], dataset.train.y[rows], args.epochs)
         print(f"| {backbone} | {ssl} | {fit} |", flush=True)
         keras.backend.clear_session()
     return 0

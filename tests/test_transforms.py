@@ -237,9 +237,9 @@ def test_transforms_on_real_beats(request: pytest.FixtureRequest) -> None:
     from ecg_mlflow.config import DataConfig
 
     ds = dataset.load_dataset(DataConfig(data_dir=str(data_dir), max_beats=500))
-    lengths = beat_lengths(ds.x_train)
+    lengths = beat_lengths(ds.train.x)
     assert np.median(lengths) > 60  # a beat is 1.2 R-R; a few are cut short at a 10 s window's end
-    real = ds.x_train[lengths > 20][:500]
+    real = ds.train.x[lengths > 20][:500]
     lengths = beat_lengths(real)
     np.testing.assert_array_equal(apply_transform(real, "negation", CONFIG, _rng()), -real)
     np.testing.assert_array_equal(beat_lengths(apply_transform(real, "squeeze", CONFIG, _rng())), np.rint(lengths / 2))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 AAMI_CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 
 # N = normal and bundle-branch block, S = supraventricular ectopic, V = ventricular ectopic,
@@ -23,10 +21,3 @@ SYMBOL_TO_AAMI: dict[str, str] = {
 
 # Every annotation that marks a QRS complex, labelled or not: the R-R intervals are timed on these.
 QRS_SYMBOLS: frozenset[str] = frozenset(SYMBOL_TO_AAMI) | {"?"}
-
-SYMBOL_TO_LABEL: dict[str, int] = {symbol: AAMI_CLASSES.index(cls) for symbol, cls in SYMBOL_TO_AAMI.items()}
-
-
-def aami_labels(symbols: np.ndarray | list[str]) -> np.ndarray:
-    """Integer AAMI label per annotation symbol; -1 for non-beat or unmapped annotations (rhythm, noise, '+')."""
-    return np.array([SYMBOL_TO_LABEL.get(str(s), -1) for s in symbols], dtype=np.int64)

@@ -9,7 +9,8 @@ hands to the next (splits): every source, PhysioNet records or Kaggle CSVs, retu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -56,9 +57,24 @@ class BeatTable:
         empty = np.zeros((n, 0), np.float32)
         return cls(x, y, np.full(n, ""), np.full(n, -1, np.int64), empty, test_rows=test_rows)
 
-    def arrays(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """{kind: array} of `rows`, for each of ARRAY_KINDS."""
-        return {kind: getattr(self, kind)[rows] for kind in ARRAY_KINDS}
+    def take(self, rows: np.ndarray) -> BeatTable:
+        """The beats of `rows` (the test rows, which index the whole table, are not carried over)."""
+        return replace(self, **{kind: getattr(self, kind)[rows] for kind in ARRAY_KINDS}, test_rows=None)
+
+    def arrays(self, suffix: str = "") -> dict[str, np.ndarray]:
+        """{kind + suffix: array} for each of ARRAY_KINDS: what the cache stores (`from_arrays` reads it back)."""
+        return {f"{kind}{suffix}": getattr(self, kind) for kind in ARRAY_KINDS}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], suffix: str = "") -> BeatTable:
+        return cls(*(arrays[f"{kind}{suffix}"] for kind in ARRAY_KINDS))
+
+    @classmethod
+    def concat(cls, tables: Sequence[BeatTable]) -> BeatTable:
+        """The tables one after another, the records' leads and rates merged."""
+        columns = (np.concatenate([getattr(t, kind) for t in tables]) for kind in ARRAY_KINDS)
+        leads = {r: lead for t in tables for r, lead in t.leads.items()}
+        return cls(*columns, leads=leads, rates={r: fs for t in tables for r, fs in t.rates.items()})
 
     @property
     def has_records(self) -> bool:

@@ -109,10 +109,6 @@ def _owner_pid(name: str, prefix: str) -> int | None:
     return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
 
 
-def entry_dir(cache_dir: Path, name: str, key: str) -> Path:
-    return Path(cache_dir) / f"{name}-{key}"
-
-
 def read_entry(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The cached arrays and manifest, or None when absent or not matching its checksums (then rebuild)."""
     manifest_path, arrays_path = path / MANIFEST_FILE, path / ARRAYS_FILE
@@ -149,11 +145,19 @@ def write_entry(path: Path, arrays: dict[str, np.ndarray], manifest: dict[str, A
 
 
 def read_or_build(
-    path: Path, build: Callable[[], tuple[dict[str, np.ndarray], dict[str, Any]]], rebuild: bool = False
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The entry's arrays and manifest; built and written (atomically) when absent, corrupt or `rebuild`."""
+    cache_dir: Path,
+    name: str,
+    params: dict[str, Any],
+    build: Callable[[], tuple[dict[str, np.ndarray], dict[str, Any]]],
+    rebuild: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
+    """(arrays, manifest, digest) of the entry `params` key: built and written (atomically) when absent,
+    corrupt or `rebuild`. The digest covers the stored arrays and the parameters: what a run records as its data."""
+    path = Path(cache_dir) / f"{name}-{stable_hash(params)}"
     cached = None if rebuild else read_entry(path)
-    if cached is not None:
-        return cached
-    arrays, manifest = build()
-    return arrays, write_entry(path, arrays, manifest)
+    if cached is None:
+        arrays, manifest = build()
+        cached = arrays, write_entry(path, arrays, manifest)
+    arrays, manifest = cached
+    digest = stable_hash({"checksums": manifest["checksums"], "parameters": params})
+    return arrays, {**manifest, "cache_dir": str(path)}, digest

@@ -3,7 +3,7 @@
 Each stage is one function with typed inputs and outputs, and none calls back into the one before:
 1. `read_beats`: the declared source (data/sources.py) reads its files into a BeatTable;
 2. `split_indices`: the table's rows for train / val / test (data/splits.py);
-3. `split_arrays` + `cache.write_entry`: the arrays of each split, stored atomically under a key of
+3. `split_arrays` + `cache.read_or_build`: the arrays of each split, stored atomically under a key of
    everything that decides them (`array_parameters`), so a second load reads the cache.
 `max_beats` is applied after the cache (`cap_beats`).
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ecg_mlflow.data import cache, splits
-from ecg_mlflow.data.beats import ARRAY_KINDS, BEAT_LENGTH, BeatTable
+from ecg_mlflow.data.beats import BEAT_LENGTH, BeatTable
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, select_context
 from ecg_mlflow.data.databases import Database
 from ecg_mlflow.data.errors import DataError
@@ -36,35 +36,28 @@ DATASET_FORMAT = 2
 
 @dataclass(frozen=True)
 class BeatDataset:
-    """Beats (float32 (n, 187)) and AAMI/diagnosis labels (int64) per split, with provenance."""
+    """The beats of each split (float32 (n, 187), AAMI/diagnosis labels, records, context) with provenance."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    records_train: np.ndarray
-    records_val: np.ndarray
-    records_test: np.ndarray
-    positions_train: np.ndarray
-    positions_val: np.ndarray
-    positions_test: np.ndarray
-    context_train: np.ndarray  # float32 (n, len(context_names)): rhythm.rr_features; (n, 0) without timing
-    context_val: np.ndarray
-    context_test: np.ndarray
+    train: BeatTable
+    val: BeatTable
+    test: BeatTable
     class_names: tuple[str, ...]
-    context_names: tuple[str, ...] = ()
+    context_names: tuple[str, ...] = ()  # the context columns; () without timing (the Kaggle CSVs)
     manifest: dict[str, Any] = field(default_factory=dict)
     digest: str = ""
     name: str = ""
     headline_classes: tuple[str, ...] = ()
     input_kind: str = DEFAULT_INPUT  # what x holds of each beat (data/inputs.py)
 
-    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of 'train', 'val' or 'test' (the test split not while it is sealed: data/sealed.py)."""
+    def table(self, split: str) -> BeatTable:
+        """'train', 'val' or 'test' (the test split not while it is sealed: data/sealed.py)."""
         check_split_open(split)
-        return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+        return getattr(self, split)
+
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of a split."""
+        table = self.table(split)
+        return table.x, table.y
 
     def context(self, split: str, kind: str = "rr") -> np.ndarray | None:
         """The context columns of `kind` for a split (None for 'none').
@@ -76,8 +69,7 @@ class BeatDataset:
                 f"{self.name} has no rhythm context: its beats carry no R-peak times (the Kaggle CSVs are "
                 f"isolated beats); use source={timed_source()} for context={kind}, or context=none"
             )
-        check_split_open(split)
-        return select_context(getattr(self, f"context_{split}"), self.context_names, kind)
+        return select_context(self.table(split).context, self.context_names, kind)
 
     def class_counts(self) -> dict[str, dict[str, int]]:
         """{"train": {"N": n, ...}, "val": {...}, "test": {...}}."""
@@ -128,11 +120,7 @@ def split_indices(table: BeatTable, config: DataConfig) -> splits.SplitIndices:
 
 def split_arrays(table: BeatTable, indices: splits.SplitIndices) -> dict[str, np.ndarray]:
     """Stage 3, splits -> the arrays the cache stores: `<kind>_<split>` for each of ARRAY_KINDS."""
-    return {
-        f"{kind}_{split}": array
-        for split in SPLIT_NAMES
-        for kind, array in table.arrays(getattr(indices, split)).items()
-    }
+    return {k: v for split in SPLIT_NAMES for k, v in table.take(getattr(indices, split)).arrays(f"_{split}").items()}
 
 
 def array_parameters(config: DataConfig, input_sha: dict[str, str]) -> dict[str, Any]:
@@ -159,31 +147,15 @@ def array_parameters(config: DataConfig, input_sha: dict[str, str]) -> dict[str,
     return params
 
 
-def dataset_manifest(
-    config: DataConfig,
-    table: BeatTable,
-    arrays: dict[str, np.ndarray],
-    params: dict[str, Any],
-    data_dir: Path,
-    input_sha: dict[str, str],
-) -> dict[str, Any]:
-    """What the cache entry says about its arrays: where they came from and what they hold."""
-    names = config.class_names
+def table_manifest(table: BeatTable, params: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """What every cache entry of beats says about them: where they came from and how they were cut."""
     return {
-        "name": dataset_name(config),
-        "dataset": config.dataset,
-        "source": config.source,
-        "split": config.split,
         "data_dir": str(data_dir.resolve()),
         "parameters": params,
-        "class_names": list(names),
         "beat_length": BEAT_LENGTH,
-        "records": {s: sorted(set(arrays[f"records_{s}"].tolist()) - {""}) for s in SPLIT_NAMES},
         "leads": table.leads,
         "sampling_rates": table.rates,
         "context_names": list(CONTEXT_COLUMNS) if table.context.shape[1] else [],
-        "class_counts": {s: class_counts(arrays[f"y_{s}"], names) for s in SPLIT_NAMES},
-        "input_sha256": input_sha,
     }
 
 
@@ -193,20 +165,29 @@ def load_dataset(config: DataConfig, progress: bool = False, *, workers: int = 1
     cache_dir = resolve_cache_dir(config.cache_dir or None)
     input_sha = input_sha256(SOURCES[config.source].files(config.database, data_dir), data_dir, cache_dir)
     params = array_parameters(config, input_sha)
-    entry = cache.entry_dir(cache_dir, dataset_name(config), cache.stable_hash(params))
+    names = config.class_names
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         table = read_beats(config, data_dir, progress, workers)
         arrays = split_arrays(table, split_indices(table, config))
-        return arrays, dataset_manifest(config, table, arrays, params, data_dir, input_sha)
+        return arrays, table_manifest(table, params, data_dir) | {
+            "name": dataset_name(config),
+            "dataset": config.dataset,
+            "source": config.source,
+            "split": config.split,
+            "class_names": list(names),
+            "input_sha256": input_sha,
+            "records": {s: sorted(set(arrays[f"records_{s}"].tolist()) - {""}) for s in SPLIT_NAMES},
+            "class_counts": {s: class_counts(arrays[f"y_{s}"], names) for s in SPLIT_NAMES},
+        }
 
-    arrays, manifest = cache.read_or_build(entry, build, rebuild)
+    arrays, manifest, digest = cache.read_or_build(cache_dir, dataset_name(config), params, build, rebuild)
     ds = BeatDataset(
-        **{k: arrays[k] for k in _array_fields()},
-        class_names=config.class_names,
+        *(BeatTable.from_arrays(arrays, f"_{split}") for split in SPLIT_NAMES),
+        class_names=names,
         context_names=tuple(manifest.get("context_names", ())),
-        manifest={**manifest, "cache_dir": str(entry)},
-        digest=cache.stable_hash({"checksums": manifest["checksums"], "parameters": params}),
+        manifest=manifest,
+        digest=digest,
         name=dataset_name(config),
         headline_classes=config.database.headline_classes,
         input_kind=config.input,
@@ -214,42 +195,26 @@ def load_dataset(config: DataConfig, progress: bool = False, *, workers: int = 1
     return cap_beats(ds, config.max_beats, config.split_seed)
 
 
-def _array_fields() -> list[str]:
-    return [f"{kind}_{s}" for s in SPLIT_NAMES for kind in ARRAY_KINDS]
-
-
 def cap_beats(ds: BeatDataset, max_beats: int, seed: int) -> BeatDataset:
     """A stratified, seeded cap: train to max_beats; val/test to max_beats // 4 only when larger than max_beats."""
-    if max_beats <= 0:
-        return ds
-    changes: dict[str, np.ndarray] = {}
     limits = {"train": max_beats, "val": max_beats // 4, "test": max_beats // 4}
-    for split, limit in limits.items():
-        y = getattr(ds, f"y_{split}")
-        if len(y) > max_beats:
-            rows = splits.stratified_sample(y, max(limit, 1), seed)
-            for kind in ARRAY_KINDS:
-                changes[f"{kind}_{split}"] = getattr(ds, f"{kind}_{split}")[rows]
-    if not changes:
+    capped = {}
+    for split in SPLIT_NAMES:
+        table = getattr(ds, split)
+        if 0 < max_beats < len(table.y):
+            capped[split] = table.take(splits.stratified_sample(table.y, max(limits[split], 1), seed))
+    if not capped:
         return ds
-    manifest = {**ds.manifest, "max_beats": max_beats}
-    manifest["class_counts_capped"] = {
-        s: class_counts(changes.get(f"y_{s}", getattr(ds, f"y_{s}")), ds.class_names) for s in SPLIT_NAMES
-    }
-    digest = cache.stable_hash({"digest": ds.digest, "max_beats": max_beats})
-    return replace(ds, **changes, manifest=manifest, digest=digest)
+    ds = replace(ds, **capped, digest=cache.stable_hash({"digest": ds.digest, "max_beats": max_beats}))
+    counts = {s: class_counts(getattr(ds, s).y, ds.class_names) for s in SPLIT_NAMES}
+    return replace(ds, manifest={**ds.manifest, "max_beats": max_beats, "class_counts_capped": counts})
 
 
-@dataclass(frozen=True)
-class DatabaseBeats:
-    """Every labelled beat of one database (no split): what a trained model is evaluated on."""
+@dataclass(frozen=True, kw_only=True)
+class DatabaseBeats(BeatTable):
+    """Every labelled beat of one database (no split), with provenance: what a trained model is evaluated on."""
 
     database: Database
-    x: np.ndarray
-    y: np.ndarray
-    records: np.ndarray
-    positions: np.ndarray
-    context: np.ndarray
     context_names: tuple[str, ...]
     manifest: dict[str, Any]
     digest: str
@@ -275,26 +240,20 @@ def load_database_beats(
     }
     if input_kind != DEFAULT_INPUT:
         params["input"] = input_kind
-    entry = cache.entry_dir(cache_dir, f"eval-{database.name}", cache.stable_hash(params))
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         table = record_table(database, data_dir, progress=progress, records=records, input_kind=input_kind)
-        manifest = {
+        counts = class_counts(table.y, database.class_names)
+        return table.arrays(), table_manifest(table, params, data_dir) | {
             "database": database.name,
-            "data_dir": str(data_dir.resolve()),
-            "parameters": params,
-            "leads": table.leads,
-            "sampling_rates": table.rates,
-            "context_names": list(CONTEXT_COLUMNS),
-            "class_counts": class_counts(table.y, database.class_names),
+            "class_counts": counts,
         }
-        return table.arrays(np.arange(len(table.y))), manifest
 
-    arrays, manifest = cache.read_or_build(entry, build)
+    arrays, manifest, digest = cache.read_or_build(cache_dir, f"eval-{database.name}", params, build)
     return DatabaseBeats(
+        **arrays,
         database=database,
-        **{kind: arrays[kind] for kind in ARRAY_KINDS},
         context_names=tuple(manifest["context_names"]),
-        manifest={**manifest, "cache_dir": str(entry)},
-        digest=cache.stable_hash({"checksums": manifest["checksums"], "parameters": params}),
+        manifest=manifest,
+        digest=digest,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,36 +32,17 @@ RR_FACTOR = 1.2
 DEFAULT_DATABASE = "mitdb"  # the paper's records
 
 
-@dataclass(frozen=True)
-class RecordBeats:
-    """The beats of one record, with where each came from."""
-
-    record: str
-    lead: str
-    beats: np.ndarray  # float32 (n, 187)
-    labels: np.ndarray  # int64 (n,)
-    positions: np.ndarray  # int64 (n,), sample index of the R peak at the record's original rate
-    context: np.ndarray  # float32 (n, len(CONTEXT_COLUMNS)): context.beat_context
-    fs: int  # the record's own sampling rate
-
-
 def normalise_windows(signal: np.ndarray, window: int) -> np.ndarray:
-    """Min-max normalise each consecutive `window`-sample block (the last may be shorter) to [0, 1]."""
+    """Min-max normalise each consecutive `window`-sample block (the last may be shorter) to [0, 1].
+
+    The last block is padded with its own last value, which changes neither its minimum nor its maximum."""
     n = len(signal)
-    n_full = n // window
-    out = np.empty(n, dtype=np.float64)
-    if n_full:
-        blocks = signal[: n_full * window].reshape(n_full, window)
-        out[: n_full * window] = _minmax_rows(blocks).ravel()
-    if n > n_full * window:
-        out[n_full * window :] = _minmax_rows(signal[n_full * window :][None, :]).ravel()
-    return out
-
-
-def _minmax_rows(blocks: np.ndarray) -> np.ndarray:
+    if n == 0:
+        return np.zeros(0)
+    blocks = np.pad(np.asarray(signal, dtype=np.float64), (0, -n % window), mode="edge").reshape(-1, window)
     low = blocks.min(axis=1, keepdims=True)
     span = blocks.max(axis=1, keepdims=True) - low
-    return np.where(span > 0, (blocks - low) / np.where(span > 0, span, 1.0), 0.0)
+    return np.where(span > 0, (blocks - low) / np.where(span > 0, span, 1.0), 0.0).ravel()[:n]
 
 
 def window_median_rr(peaks: np.ndarray, window: int) -> np.ndarray:
@@ -123,7 +104,7 @@ def record_inputs(read: RecordSignal, peaks: np.ndarray, input_kind: str = DEFAU
 
 def build_record_beats(
     db_dir: Path, record: str, database: Database | None = None, input_kind: str = DEFAULT_INPUT
-) -> RecordBeats | None:
+) -> BeatTable | None:
     """The labelled beats of one record (as `input_kind` cuts them) with their rhythm context; None when the
     record has no label. The context's likeness to the patient's beats is always read off the Kachuee beats."""
     database = database or get_database(DEFAULT_DATABASE)
@@ -131,16 +112,16 @@ def build_record_beats(
     if read is None:
         return None
     labelled = read.labels >= 0
-    peaks = read.qrs[labelled]
+    peaks = read.qrs[labelled].astype(np.int64)
     beats = beats_from_signal(np.nan_to_num(read.signal), read.fs, peaks)
-    return RecordBeats(
-        record=record,
-        lead=read.lead,
-        beats=beats if input_kind == DEFAULT_INPUT else record_inputs(read, peaks, input_kind),
-        labels=read.labels[labelled],
-        positions=peaks.astype(np.int64),
+    return BeatTable(
+        x=beats if input_kind == DEFAULT_INPUT else record_inputs(read, peaks, input_kind),
+        y=read.labels[labelled],
+        records=np.full(len(peaks), record),
+        positions=peaks,
         context=beat_context(read.qrs, read.fs, labelled, beats),
-        fs=read.fs,
+        leads={record: read.lead},
+        rates={record: read.fs},
     )
 
 
@@ -151,7 +132,7 @@ def build_beats(
     on_record: Callable[[str], None] | None = None,
     database: Database | None = None,
     input_kind: str = DEFAULT_INPUT,
-) -> list[RecordBeats]:
+) -> list[BeatTable]:
     """Beats of every labelled record, in record order; workers > 1 spreads records over processes."""
     database = database or get_database(DEFAULT_DATABASE)
     records = list(records) if records is not None else database_records(database, db_dir)
@@ -187,17 +168,9 @@ def record_table(
             database=database,
             input_kind=input_kind,
         )
-    if not parts or sum(len(p.labels) for p in parts) == 0:
+    if sum(len(p.y) for p in parts) == 0:
         raise DataError(f"no labelled beats found in {db_dir} (for ptbdb: no healthy-control or MI records)")
-    return BeatTable(
-        x=np.concatenate([p.beats for p in parts]),
-        y=np.concatenate([p.labels for p in parts]),
-        records=np.concatenate([np.full(len(p.labels), p.record) for p in parts]).astype(str),
-        positions=np.concatenate([p.positions for p in parts]).astype(np.int64),
-        context=np.concatenate([p.context for p in parts]).astype(np.float32),
-        leads={p.record: p.lead for p in parts},
-        rates={p.record: p.fs for p in parts},
-    )
+    return BeatTable.concat(parts)
 
 
 def extraction_fingerprint(database: Database) -> str:

@@ -20,11 +20,11 @@ def plot_class_examples(ds: BeatDataset, out: Path, per_class: int = 5, seed: in
     rng = np.random.default_rng(seed)
     n = len(ds.class_names)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), sharey=True, squeeze=False)
-    t = np.arange(ds.x_train.shape[1]) / SAMPLING_RATE
+    t = np.arange(ds.train.x.shape[1]) / SAMPLING_RATE
     for label, (ax, name) in enumerate(zip(axes[0], ds.class_names, strict=True)):
-        rows = np.flatnonzero(ds.y_train == label)
+        rows = np.flatnonzero(ds.train.y == label)
         for row in rng.permutation(rows)[:per_class]:
-            ax.plot(t, ds.x_train[row], lw=0.8)
+            ax.plot(t, ds.train.x[row], lw=0.8)
         ax.set_title(f"{name} (n={len(rows)})")
         ax.set_xlabel("s")
     axes[0][0].set_ylabel("normalised amplitude")

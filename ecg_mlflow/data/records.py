@@ -104,12 +104,7 @@ def read_record_signal(database: Database, db_dir: Path, record: str) -> RecordS
     Every problem is a DataError naming the record, the file and what is wrong.
     """
     path = Path(db_dir) / record
-    for suffix in database.record_suffixes:
-        if not path.with_suffix(suffix).is_file():
-            raise DataError(
-                f"record {record}: {path.with_suffix(suffix)} is missing; "
-                f"run `{DOWNLOAD_HINT.format(db=database.name)}` or copy the PhysioNet {database.name} files there"
-            )
+    record_paths(database, Path(db_dir), record)
     header = _read(record, path.with_suffix(".hea"), lambda: wfdb.rdheader(str(path)))
     check_header(database, record, header)
     record_label = None
@@ -160,7 +155,7 @@ def read_any_record(path: Path, annotator: str | None = "atr") -> RecordSignal:
         )
     declared = get_database("wfdb")
     if not has_annotations(path, annotator):
-        declared = replace(declared, beat_annotator=None, record_label=unlabelled_record)
+        declared = without_labels(declared)
     elif annotator != declared.beat_annotator:
         declared = replace(declared, beat_annotator=annotator)
     read = read_record_signal(declared, path.parent, path.name)
@@ -177,6 +172,11 @@ def has_annotations(path: Path, annotator: str | None) -> bool:
 def unlabelled_record(comments: Sequence[str]) -> int:
     """The per-record "label" of a record read without annotations: none (-1), yet the record is kept."""
     return -1
+
+
+def without_labels(database: Database) -> Database:
+    """The declaration, read without annotations: R peaks come from the QRS detector, every beat is kept."""
+    return replace(database, beat_annotator=None, record_label=unlabelled_record, skip_unannotated=False)
 
 
 def check_header(database: Database, record: str, header: wfdb.Record) -> None:
@@ -218,11 +218,9 @@ def _read(record: str, file: Path, read: Callable[[], T]) -> T:
 
 
 def _increasing(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Annotations sorted by time with exact duplicates dropped (R-R intervals need strictly increasing peaks)."""
-    order = np.argsort(samples, kind="stable")
-    samples, symbols = samples[order], symbols[order]
-    keep = np.concatenate([[True], np.diff(samples) > 0]) if len(samples) else np.zeros(0, dtype=bool)
-    return samples[keep], symbols[keep]
+    """Annotations sorted by time, of duplicates the first (R-R intervals need strictly increasing peaks)."""
+    samples, first = np.unique(samples, return_index=True)
+    return samples, symbols[first]
 
 
 def database_dir(database: Database, data_dir: Path) -> Path:
@@ -236,17 +234,20 @@ def database_dir(database: Database, data_dir: Path) -> Path:
     return db_dir
 
 
+def record_paths(database: Database, db_dir: Path, record: str) -> list[Path]:
+    """The files one record needs; DataError naming the first missing one and how to get it."""
+    paths = [db_dir / f"{record}{suffix}" for suffix in database.record_suffixes]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(
+                f"record {record}: {path} is missing; "
+                f"run `{DOWNLOAD_HINT.format(db=database.name)}` or copy the PhysioNet {database.name} files there"
+            )
+    return paths
+
+
 def record_files(database: Database, data_dir: Path, records: list[str] | None = None) -> list[Path]:
     """Every file the beats of `database` (or of `records` of it) are built from; DataError naming one missing."""
     db_dir = database_dir(database, data_dir)
-    files = []
-    for record in records if records is not None else database_records(database, db_dir):
-        for suffix in database.record_suffixes:
-            path = db_dir / f"{record}{suffix}"
-            if not path.is_file():
-                raise DataError(
-                    f"record {record}: {path} is missing; run `ecg-mlflow data download {database.name} "
-                    f"--data-dir {data_dir}` or copy the PhysioNet files there"
-                )
-            files.append(path)
-    return files
+    names = records if records is not None else database_records(database, db_dir)
+    return [path for record in names for path in record_paths(database, db_dir, record)]

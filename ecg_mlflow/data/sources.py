@@ -53,11 +53,6 @@ def register_source(source: Source) -> Source:
     return declare(SOURCES, source, "source")
 
 
-def read_records(database: Database, data_dir: Path, *, input_kind: str, progress: bool, workers: int) -> BeatTable:
-    """Every labelled beat of the database's WFDB records, with its timing and context."""
-    return physionet.record_table(database, data_dir, progress, workers, input_kind=input_kind)
-
-
 def read_csvs(database: Database, data_dir: Path, *, input_kind: str, progress: bool, workers: int) -> BeatTable:
     """Every row of the database's Kaggle CSVs: isolated beats (the paper's input only, checked by DataConfig)."""
     return kaggle.read_table(database, data_dir)
@@ -70,7 +65,7 @@ register_source(
         timing=True,
         provides=lambda database: True,
         files=record_files,
-        read=read_records,
+        read=physionet.record_table,
         cache_key=lambda database: {"extraction": physionet.extraction_fingerprint(database)},
         fixes_test=lambda database: False,
     )

@@ -18,7 +18,6 @@ from ecg_mlflow.data.sources import SOURCES
 from ecg_mlflow.errors import ConfigError
 
 SPLITS: tuple[str, ...] = ("intra", "inter")
-DATASETS: tuple[str, ...] = tuple(training_datasets())  # the training datasets declared at import
 ENV_DATA_DIR, ENV_CACHE_DIR = "ECG_DATA_DIR", "ECG_CACHE_DIR"
 
 Dataset = Annotated[str, one_of(lambda: tuple(training_datasets()))]
@@ -52,11 +51,6 @@ def check_inter_split(dataset: str, split: str) -> None:
         )
 
 
-def has_timing(source: str) -> bool:
-    """Whether the source's beats carry R-peak times and records (context columns, inputs cut from the signal)."""
-    return SOURCES[source].timing
-
-
 def timed_source() -> str:
     """The first declared source with beat timing: what an error tells a Kaggle user to use instead."""
     return next(name for name, declared in SOURCES.items() if declared.timing)
@@ -64,7 +58,7 @@ def timed_source() -> str:
 
 def check_context(context: str, source: str) -> None:
     """Context columns need beat timing, which isolated beats (the Kaggle CSVs) do not have."""
-    if context != "none" and not has_timing(source):
+    if context != "none" and not SOURCES[source].timing:
         raise ConfigError(
             f"context={context!r} needs beat timing, which source={source!r} does not have (isolated beats "
             f"with no R peaks or records); use source={timed_source()!r}, or context='none'"
@@ -90,7 +84,7 @@ class DataConfig:
         check_inter_split(self.dataset, self.split)
         if not SOURCES[self.source].provides(self.database):
             raise ConfigError(f"source={self.source!r} holds no {self.dataset} beats; use source={timed_source()!r}")
-        if self.input != DEFAULT_INPUT and not has_timing(self.source):
+        if self.input != DEFAULT_INPUT and not SOURCES[self.source].timing:
             raise ConfigError(
                 f"input={self.input!r} is cut from the records' signal, which source={self.source!r} does not have "
                 f"(isolated beats); use source={timed_source()!r}, or input={DEFAULT_INPUT!r}"

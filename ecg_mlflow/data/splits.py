@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_mlflow.data.databases import MIT_DS1, MIT_DS2, MIT_PACED, InterPatientSplit
+from ecg_mlflow.data.databases import MIT_DS1, MIT_DS2, InterPatientSplit
 from ecg_mlflow.data.errors import DataError
 
-# Re-exported for callers that name the sets; declared once with the database (databases.py).
-DS1, DS2, PACED = MIT_DS1, MIT_DS2, MIT_PACED
 MIN_VAL_RECORDS = 3
 VAL_RECORD_DRAWS = 2000
 FOLD_DRAWS = 200
@@ -133,22 +131,19 @@ def choose_validation_records(records: np.ndarray, y: np.ndarray, fraction: floa
     required = overall >= REQUIRED_SHARE
     target = fraction * len(y)
     min_records = min(MIN_VAL_RECORDS, len(names) - 1)
-    rng = np.random.default_rng(seed)
-    best: tuple[float, list[int]] | None = None
-    for _ in range(VAL_RECORD_DRAWS):
-        order = rng.permutation(len(names))
-        taken = np.cumsum(beats[order])
-        count = max(int(np.searchsorted(taken, target) + 1), min_records)
-        count = min(count, len(names) - 1)
-        chosen = sorted(order[:count].tolist())
+
+    def draw(order: np.ndarray) -> list[int]:
+        count = max(int(np.searchsorted(np.cumsum(beats[order]), target) + 1), min_records)
+        return sorted(order[: min(count, len(names) - 1)].tolist())
+
+    def score(chosen: list[int]) -> float:
         mix = per_record[chosen].sum(axis=0)
-        share = mix / mix.sum()
         covers = bool(np.all(mix[required] > 0))
-        score = float(np.sum(np.abs(share - overall) / np.sqrt(overall))) + (0.0 if covers else 1e6)
-        if best is None or score < best[0]:
-            best = (score, chosen)
-    assert best is not None
-    return [str(names[i]) for i in best[1]]
+        return float(np.sum(np.abs(mix / mix.sum() - overall) / np.sqrt(overall))) + (0.0 if covers else 1e6)
+
+    rng = np.random.default_rng(seed)
+    best = min((draw(rng.permutation(len(names))) for _ in range(VAL_RECORD_DRAWS)), key=score)
+    return [str(names[i]) for i in best]
 
 
 def split_given_test(y: np.ndarray, test_rows: np.ndarray, val_fraction: float, seed: int) -> SplitIndices:
@@ -179,16 +174,14 @@ def patient_folds(records: np.ndarray, y: np.ndarray, folds: int, seed: int) -> 
     np.add.at(counts, (row_record, row_class), 1.0)
     counts[:, -1] = counts[:, :-1].sum(axis=1)  # the beat total: folds of similar size
     target = counts.sum(axis=0) / folds
-    rng = np.random.default_rng(seed)
-    best: tuple[float, np.ndarray] | None = None
-    for _ in range(FOLD_DRAWS):
-        assignment = _greedy_folds(counts, target, rng.permutation(len(names)), folds)
+
+    def score(assignment: np.ndarray) -> float:
         fold_counts = np.stack([counts[assignment == f].sum(axis=0) for f in range(folds)])
-        score = float(np.sum(((fold_counts - target) / target) ** 2))
-        if best is None or score < best[0]:
-            best = (score, assignment)
-    assert best is not None
-    return best[1][row_record]
+        return float(np.sum(((fold_counts - target) / target) ** 2))
+
+    rng = np.random.default_rng(seed)
+    draws = (_greedy_folds(counts, target, rng.permutation(len(names)), folds) for _ in range(FOLD_DRAWS))
+    return min(draws, key=score)[row_record]
 
 
 def _greedy_folds(counts: np.ndarray, target: np.ndarray, order: np.ndarray, folds: int) -> np.ndarray:

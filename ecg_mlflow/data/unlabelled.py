@@ -18,7 +18,7 @@ signal of the patients to be classified (`mitdb:DS2`, or the SVDB a model is eva
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ecg_mlflow.data.databases import DATABASES, Database, get_database
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.inputs import DEFAULT_INPUT
 from ecg_mlflow.data.physionet import extraction_fingerprint
-from ecg_mlflow.data.records import database_records, read_record_signal, unlabelled_record
+from ecg_mlflow.data.records import database_records, read_record_signal, record_paths, without_labels
 
 UNLABELLED_FORMAT = 1
 RECORD_SEPARATOR = "+"  # between named records: commas already separate the sources
@@ -54,11 +54,6 @@ def _declared_sets(database: Database) -> dict[str, tuple[str, ...]]:
     """The record sets a database declares (`DS1`, `DS2` for MIT-BIH's inter-patient split)."""
     split = database.inter_split
     return {} if split is None else {"DS1": split.train_records, "DS2": split.test_records}
-
-
-def without_labels(database: Database) -> Database:
-    """The declaration, read without annotations: R peaks come from the QRS detector, every beat is kept."""
-    return replace(database, beat_annotator=None, record_label=unlabelled_record, skip_unannotated=False)
 
 
 def parse_source(spec: str, data_dir: Path) -> UnlabelledSource:
@@ -96,11 +91,6 @@ def parse_source(spec: str, data_dir: Path) -> UnlabelledSource:
     return UnlabelledSource(spec, without_labels(database), folder, records)
 
 
-def source_files(source: UnlabelledSource) -> list[Path]:
-    """The signal files the beats come from: header and samples, never an annotation file."""
-    return [source.folder / f"{record}{suffix}" for record in source.records for suffix in (".hea", ".dat")]
-
-
 def record_beats(source: UnlabelledSource, record: str, input_kind: str = DEFAULT_INPUT) -> np.ndarray:
     """Every detected beat of one record, cut as a labelled beat of `input_kind` is."""
     read = read_record_signal(source.database, source.folder, record)
@@ -112,7 +102,8 @@ def record_beats(source: UnlabelledSource, record: str, input_kind: str = DEFAUL
 def unlabelled_key(sources: list[UnlabelledSource], cache_dir: Path, input_kind: str) -> dict[str, Any]:
     """Everything the unlabelled beats depend on, the signal files' content included: the cache key, and
     what a run that read them records as its data (tracking/provenance.py)."""
-    files = [path for source in sources for path in source_files(source)]
+    # the signal files the beats come from: header and samples, never an annotation file
+    files = [path for s in sources for record in s.records for path in record_paths(s.database, s.folder, record)]
     digests = cache.content_digests(files, cache_dir)
     return {
         "format": UNLABELLED_FORMAT,
@@ -136,12 +127,11 @@ def unlabelled_beats(
     """(beats (n, 187) of `input_kind`, record ids) of every source; built once, then read from the cache."""
     sources = [parse_source(spec, data_dir) for spec in specs]
     params = unlabelled_key(sources, cache_dir, input_kind)
-    entry = cache.entry_dir(cache_dir, "unlabelled", cache.stable_hash(params))
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         parts = [record_beats(source, record, input_kind) for source in sources for record in source.records]
         beats = np.concatenate(parts) if parts else np.zeros((0, BEAT_LENGTH), np.float32)
         return {"x": beats}, {"sources": params["sources"], "parameters": params}
 
-    beats = cache.read_or_build(entry, build)[0]["x"]
+    beats = cache.read_or_build(cache_dir, "unlabelled", params, build)[0]["x"]
     return beats, [record for source in sources for record in source.record_ids()]

@@ -45,7 +45,7 @@ def development_beats(dataset: BeatDataset, context: str, adapt: str = "none") -
     context_rows = None if parts[0].context is None else np.concatenate([p.context for p in parts])
     x, y = np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts])
     beats = LabelledBeats(x, y, context_rows, parts[0].context_names, dataset.input_kind)
-    return beats, np.concatenate([dataset.records_train, dataset.records_val])
+    return beats, np.concatenate([dataset.train.records, dataset.val.records])
 
 
 def summarise_folds(fold_figures: Sequence[dict[str, float]]) -> dict[str, float]:

@@ -90,8 +90,8 @@ def pretraining_beats(config: PretrainConfig, dataset: BeatDataset) -> np.ndarra
     when the unlabelled records include the dataset's test records (the patients to be classified),
     else inductive.
     """
-    keep = ~np.isin(dataset.records_train, list(config.exclude_records))
-    beats, records = dataset.x_train[keep], sorted(set(dataset.records_train[keep].tolist()) - {""})
+    keep = ~np.isin(dataset.train.records, list(config.exclude_records))
+    beats, records = dataset.train.x[keep], sorted(set(dataset.train.records[keep].tolist()) - {""})
     log_new_params({"pretrain_records": ",".join(records)})
     extra_records: list[str] = []
     if config.unlabelled:
@@ -101,7 +101,7 @@ def pretraining_beats(config: PretrainConfig, dataset: BeatDataset) -> np.ndarra
         log_new_params({"unlabelled_beats": len(extra), "unlabelled_records": len(extra_records)})
         key = unlabelled_digest(config.unlabelled, data_dir, cache_dir, config.data.input)
         mlflow.set_tag(DATA_DIGEST_TAG, data_digest(dataset.digest, key))
-    test_records = {f"{get_database(config.data.dataset).directory}/{r}" for r in dataset.records_test.tolist()}
+    test_records = {f"{get_database(config.data.dataset).directory}/{r}" for r in dataset.test.records.tolist()}
     mlflow.set_tag(PROTOCOL_TAG, "transductive" if test_records & set(extra_records) else "inductive")
     mlflow.log_text("\n".join([*records, *extra_records]) + "\n", "pretraining/records.txt")
     return beats

@@ -76,10 +76,9 @@ class LabelledBeats:
 def split_beats(dataset: BeatDataset, split: str, context: str, adapt: str = "none") -> LabelledBeats:
     """One split of the dataset with its context when the step asks for it (context != 'none'), adapted to
     each record as `adapt` says (data/adaptation.py)."""
-    x, y = dataset.split(split)
-    records = getattr(dataset, f"records_{split}")
-    columns, names = adapt_context(adapt, dataset.context(split, context), CONTEXT_KINDS[context], records)
-    return LabelledBeats(x, y, columns, names, dataset.input_kind)
+    table = dataset.table(split)
+    columns, names = adapt_context(adapt, dataset.context(split, context), CONTEXT_KINDS[context], table.records)
+    return LabelledBeats(table.x, table.y, columns, names, dataset.input_kind)
 
 
 def targets(y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -176,7 +176,7 @@ def run_transfer(
         train = label_subset(train, config.label_fraction, config.seed)
         mlflow.log_param("train_beats", len(train.y))
         if config.data.split == "inter":  # validation by whole records: which patients chose the model
-            mlflow.log_param("val_records", ",".join(sorted(set(dataset.records_val))))
+            mlflow.log_param("val_records", ",".join(sorted(set(dataset.val.records))))
 
         model, history = train_classifier(config, upstream, train, val, len(dataset.class_names), callbacks, verbose)
         metrics = evaluate_and_log(model, val, test[0] if test else None, dataset, history, majority=train.majority)

@@ -48,7 +48,7 @@ def test_dataset_is_built_once_and_reused(synthetic_mitdb, tmp_path, monkeypatch
     monkeypatch.setattr(dataset, "read_beats", lambda *a, **k: calls.append(a))
     second = load_dataset(config)
     assert calls == []
-    assert second.digest == first.digest and np.array_equal(second.x_train, first.x_train)
+    assert second.digest == first.digest and np.array_equal(second.train.x, first.train.x)
     assert len(entries(tmp_path)) == 1
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from ecg_mlflow.config import DataConfig
+from ecg_mlflow.data.databases import MIT_DS1 as DS1
+from ecg_mlflow.data.databases import MIT_DS2 as DS2
 from ecg_mlflow.data.dataset import SPLIT_NAMES, BeatDataset, load_dataset
 from ecg_mlflow.data.errors import DataError
-from ecg_mlflow.data.splits import DS1, DS2
 
 KAGGLE_TOTALS = {"N": 90589, "S": 2779, "V": 7236, "F": 803, "Q": 8039}
 
@@ -18,8 +19,8 @@ def _check_contract(ds: BeatDataset) -> None:
         x, y = ds.split(split)
         assert x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == 187
         assert y.dtype == np.int64 and y.shape == (len(x),)
-        assert getattr(ds, f"positions_{split}").dtype == np.int64
-        assert len(getattr(ds, f"records_{split}")) == len(x)
+        assert ds.table(split).positions.dtype == np.int64
+        assert len(ds.table(split).records) == len(x)
 
 
 def test_synthetic_mit_dataset_contract(synthetic_mitdb, tmp_path) -> None:
@@ -29,7 +30,7 @@ def test_synthetic_mit_dataset_contract(synthetic_mitdb, tmp_path) -> None:
     assert len(ds.digest) == 16
     total = sum(len(ds.split(s)[1]) for s in SPLIT_NAMES)
     assert total == 364  # 5 records, every annotated beat (the '+' marks excluded)
-    assert abs(len(ds.y_test) - 0.2 * total) <= 5
+    assert abs(len(ds.test.y) - 0.2 * total) <= 5
     m = ds.manifest
     assert m["source"] == "physionet" and m["leads"]["102"] == "V5" and m["leads"]["114"] == "MLII"
     assert m["class_counts"]["test"] == ds.class_counts()["test"]
@@ -38,18 +39,18 @@ def test_synthetic_mit_dataset_contract(synthetic_mitdb, tmp_path) -> None:
 
 def test_inter_split_on_synthetic_records(synthetic_mitdb, tmp_path) -> None:
     ds = load_dataset(DataConfig(split="inter", data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path)))
-    assert set(ds.records_train) | set(ds.records_val) == {"101", "114"}
-    assert set(ds.records_test) == {"100", "103"}
+    assert set(ds.train.records) | set(ds.val.records) == {"101", "114"}
+    assert set(ds.test.records) == {"100", "103"}
 
 
 def test_max_beats_caps_train_and_then_val_test_stratified(synthetic_mitdb, tmp_path) -> None:
     full = load_dataset(DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path)))
     capped = load_dataset(DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path), max_beats=40))
-    assert len(capped.y_train) == 40 and set(capped.y_train) == {0, 1, 2, 3, 4}
-    assert len(capped.y_test) == 10 and len(capped.y_val) == len(full.y_val)  # val (26) < 40: whole
+    assert len(capped.train.y) == 40 and set(capped.train.y) == {0, 1, 2, 3, 4}
+    assert len(capped.test.y) == 10 and len(capped.val.y) == len(full.val.y)  # val (26) < 40: whole
     assert capped.digest != full.digest
     big = load_dataset(DataConfig(data_dir=str(synthetic_mitdb), cache_dir=str(tmp_path), max_beats=200))
-    assert len(big.y_train) == 200 and len(big.y_test) == len(full.y_test)
+    assert len(big.train.y) == 200 and len(big.test.y) == len(full.test.y)
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path) -> None:
@@ -78,7 +79,7 @@ def test_real_totals_match_kaggle_within_1_percent(real_intra) -> None:
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_real_beats_look_like_kaggle_beats(real_intra) -> None:
-    x = real_intra.x_train
+    x = real_intra.train.x
     assert x.min() >= 0.0 and x.max() <= 1.0
     assert np.median(x[:, 0]) > 0.85  # starts near 1.0 at the R peak
     assert (x[:, -1] == 0).mean() > 0.95  # trailing zeros
@@ -90,5 +91,5 @@ def test_real_beats_look_like_kaggle_beats(real_intra) -> None:
 def test_real_inter_split_uses_ds1_and_ds2_only(real_data_dir, real_intra) -> None:
     cache_dir = real_intra.manifest["cache_dir"].rsplit("/", 1)[0]
     ds = load_dataset(DataConfig(split="inter", data_dir=str(real_data_dir), cache_dir=cache_dir), workers=2)
-    assert set(ds.records_train) | set(ds.records_val) == set(DS1)
-    assert set(ds.records_test) == set(DS2)
+    assert set(ds.train.records) | set(ds.val.records) == set(DS1)
+    assert set(ds.test.records) == set(DS2)

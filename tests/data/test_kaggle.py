@@ -55,9 +55,9 @@ def test_ptb_files_must_hold_their_own_label(kaggle_csv_dir) -> None:
 
 def test_kaggle_mit_files_define_train_and_test(kaggle_csv_dir, tmp_path) -> None:
     ds = load_dataset(DataConfig(source="kaggle", data_dir=str(kaggle_csv_dir.parent), cache_dir=str(tmp_path)))
-    assert len(ds.y_test) == 59 and len(ds.y_train) + len(ds.y_val) == 230
+    assert len(ds.test.y) == 59 and len(ds.train.y) + len(ds.val.y) == 230
     assert ds.class_counts()["val"]["F"] == 2  # 10% of 20, stratified
-    assert set(ds.records_train) == {""} and (ds.positions_test == -1).all()
+    assert set(ds.train.records) == {""} and (ds.test.positions == -1).all()
 
 
 def test_kaggle_inter_split_is_a_clear_error(kaggle_csv_dir, tmp_path) -> None:
@@ -69,7 +69,7 @@ def test_kaggle_inter_split_is_a_clear_error(kaggle_csv_dir, tmp_path) -> None:
 def test_kaggle_ptb_is_split_like_physionet_ptb(kaggle_csv_dir, tmp_path) -> None:
     config = DataConfig(dataset="ptb", source="kaggle", data_dir=str(kaggle_csv_dir.parent), cache_dir=str(tmp_path))
     ds = load_dataset(config)
-    assert len(ds.y_test) == 30  # 20% of 150
+    assert len(ds.test.y) == 30  # 20% of 150
     assert ds.class_counts()["test"] == {"normal": 12, "mi": 18}
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_mlflow.data.aami import aami_labels
 from ecg_mlflow.data.context import CONTEXT_COLUMNS
+from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.physionet import build_beats, build_record_beats, cut_beats, normalise_windows, window_median_rr
 from ecg_mlflow.data.records import choose_lead, list_records
+
+
+def aami_labels(symbols) -> np.ndarray:
+    """Integer AAMI label per annotation symbol as the MIT-BIH declaration maps it; -1 for non-beats."""
+    return np.asarray(get_database("mitdb").class_index(symbols), dtype=np.int64)
 
 
 def test_aami_map_covers_the_kaggle_classes_and_skips_non_beats() -> None:
@@ -60,19 +65,19 @@ def test_record_beats_keep_every_annotated_beat_with_labels_and_positions(synthe
     beats = build_record_beats(mitdb, "100")
     ann = wfdb.rdann(str(mitdb / "100"), "atr")
     expected = aami_labels(ann.symbol)
-    assert len(beats.labels) == (expected >= 0).sum()  # the '+' mark is not a beat
-    assert beats.labels.tolist() == expected[expected >= 0].tolist()
+    assert len(beats.y) == (expected >= 0).sum()  # the '+' mark is not a beat
+    assert beats.y.tolist() == expected[expected >= 0].tolist()
     assert beats.positions.tolist() == np.asarray(ann.sample)[expected >= 0].tolist()
-    assert beats.beats.shape == (len(beats.labels), 187)
-    assert beats.beats.min() >= 0.0 and beats.beats.max() <= 1.0
-    assert np.median(beats.beats[:, 0]) > 0.8  # starts at the R peak, near the window's maximum
-    assert (beats.beats[:, -20:] == 0).all()  # ~0.8 s x 1.2 < 1.5 s: trailing zeros
+    assert beats.x.shape == (len(beats.y), 187)
+    assert beats.x.min() >= 0.0 and beats.x.max() <= 1.0
+    assert np.median(beats.x[:, 0]) > 0.8  # starts at the R peak, near the window's maximum
+    assert (beats.x[:, -20:] == 0).all()  # ~0.8 s x 1.2 < 1.5 s: trailing zeros
 
 
 def test_leads_for_records_without_mlii_or_with_mlii_as_lead_1(synthetic_mitdb) -> None:
     mitdb = synthetic_mitdb / "mitdb"
-    assert build_record_beats(mitdb, "114").lead == "MLII"
-    assert build_record_beats(mitdb, "102").lead == "V5"
+    assert build_record_beats(mitdb, "114").leads == {"114": "MLII"}
+    assert build_record_beats(mitdb, "102").leads == {"102": "V5"}
 
 
 def test_build_beats_parallel_equals_serial(synthetic_mitdb) -> None:
@@ -80,7 +85,7 @@ def test_build_beats_parallel_equals_serial(synthetic_mitdb) -> None:
     serial = build_beats(mitdb, ["100", "101"], workers=1)
     parallel = build_beats(mitdb, ["100", "101"], workers=2)
     for a, b in zip(serial, parallel, strict=True):
-        assert a.record == b.record and np.array_equal(a.beats, b.beats)
+        assert a.leads == b.leads and np.array_equal(a.x, b.x)
 
 
 def test_missing_records_give_a_data_error_naming_the_download_command(tmp_path) -> None:
@@ -98,11 +103,11 @@ def test_record_beats_carry_rr_context_aligned_one_to_one(synthetic_mitdb) -> No
     beats = build_record_beats(mitdb, "101")
     ann = wfdb.rdann(str(mitdb / "101"), "atr")
     beat_samples = np.asarray(ann.sample)[aami_labels(ann.symbol) >= 0]
-    assert beats.context.shape == (len(beats.labels), len(CONTEXT_COLUMNS)) and beats.context.dtype == np.float32
+    assert beats.context.shape == (len(beats.y), len(CONTEXT_COLUMNS)) and beats.context.dtype == np.float32
     # pre_rr of beat k is the time since beat k-1, in seconds at the record's own rate (360 Hz)
     expected_pre = np.diff(beat_samples) / 360.0
     np.testing.assert_allclose(beats.context[1:, 0], expected_pre, rtol=1e-5)
-    assert beats.fs == 360
+    assert beats.rates == {"101": 360}
 
 
 def _rewrite_header(record_dir, record: str, old: str, new: str) -> None:
@@ -169,12 +174,10 @@ def test_resampling_to_125_hz_keeps_r_peaks_within_one_sample(fs) -> None:
 
 
 def test_svdb_and_incart_like_records_use_their_own_rate_and_lead(synthetic_other_databases) -> None:
-    from ecg_mlflow.data.databases import get_database
-
     svdb = build_beats(synthetic_other_databases / "svdb", database=get_database("svdb"))
     incart = build_beats(synthetic_other_databases / "incartdb", database=get_database("incartdb"))
-    assert {p.lead for p in svdb} == {"ECG1"} and {p.fs for p in svdb} == {128}
-    assert {p.lead for p in incart} == {"II"} and {p.fs for p in incart} == {257}
+    for parts, lead, fs in ((svdb, "ECG1", 128), (incart, "II", 257)):
+        assert {p.leads[p.records[0]] for p in parts} == {lead} and {p.rates[p.records[0]] for p in parts} == {fs}
     for part in (*svdb, *incart):
-        assert np.median(part.beats[:, 0]) > 0.8  # cut from the R peak of the right lead
+        assert np.median(part.x[:, 0]) > 0.8  # cut from the R peak of the right lead
         assert 0.65 < np.median(part.context[:, 0]) < 0.95  # R-R in seconds, whatever the rate

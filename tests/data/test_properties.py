@@ -245,17 +245,17 @@ def test_generated_records_build_valid_beats_or_fail_with_one_line(case: RecordC
         event("dropped: no record label")
         assert database.record_label is not None and database.record_label(list(case.comments)) is None
         return
-    k = len(built.labels)
+    k = len(built.y)
     event(f"built: {'no' if k == 0 else 'some'} beats")
-    assert_valid_inputs(built.beats, k, input_kind)
-    assert built.labels.dtype == np.int64 and np.all((built.labels >= 0) & (built.labels < len(database.class_names)))
+    assert_valid_inputs(built.x, k, input_kind)
+    assert built.y.dtype == np.int64 and np.all((built.y >= 0) & (built.y < len(database.class_names)))
     assert built.positions.shape == (k,) and np.all(np.diff(built.positions) > 0)
     assert np.all((built.positions >= 0) & (built.positions < len(case.signal)))
     assert built.context.shape == (k, len(CONTEXT_COLUMNS)) and np.isfinite(built.context).all()
-    assert built.lead in case.leads and built.fs == int(case.fs)
+    assert built.leads[RECORD] in case.leads and built.rates == {RECORD: int(case.fs)}
     if database.beat_annotator and case.corruption == "none":
         positions, labels = expected_beats(case, len(case.signal))
-        assert built.positions.tolist() == positions and built.labels.tolist() == labels
+        assert built.positions.tolist() == positions and built.y.tolist() == labels
 
 
 @RECORD_SETTINGS

@@ -54,7 +54,7 @@ def test_a_declared_source_builds_a_dataset_through_the_same_stages(toy_source, 
     np.savez(tmp_path / "data" / "toy" / "mitdb.npz", x=rng.random((len(y), BEAT_LENGTH)).astype(np.float32), y=y)
     config = DataConfig(source="toy", data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
     ds = load_dataset(config)
-    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == len(y)
+    assert len(ds.train.y) + len(ds.val.y) + len(ds.test.y) == len(y)
     assert ds.class_counts()["test"] == dict.fromkeys(ds.class_names, 8)  # 20 %, stratified
     assert ds.manifest["parameters"]["toy"] == 1 and ds.manifest["source"] == "toy"
     assert load_dataset(config).digest == ds.digest  # read back from the cache

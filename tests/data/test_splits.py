@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ecg_mlflow.data.databases import MIT_DS1 as DS1
+from ecg_mlflow.data.databases import MIT_DS2 as DS2
+from ecg_mlflow.data.databases import MIT_PACED as PACED
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.splits import (
-    DS1,
-    DS2,
-    PACED,
     choose_validation_records,
     patient_folds,
     split_inter,

@@ -19,12 +19,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 def test_the_paper_lstm_beats_the_majority_answer_on_real_beats(real_data_dir, tmp_path) -> None:
     ds = load_dataset(DataConfig(data_dir=str(real_data_dir), cache_dir=str(tmp_path)), workers=2)
-    rows = stratified_sample(ds.y_train, 8000, seed=0)
-    val = stratified_sample(ds.y_val, 3000, seed=0)
+    rows = stratified_sample(ds.train.y, 8000, seed=0)
+    val = stratified_sample(ds.val.y, 3000, seed=0)
     seed_everything(0)
     model = build_classifier(build_encoder("lstm", BACKBONE_DEFAULTS["lstm"]), 5)
     compile_classifier(model, 5, 1e-3, steps_per_execution=32)
-    model.fit(ds.x_train[rows][:, :, None], ds.y_train[rows], batch_size=64, epochs=6, verbose=0)
-    score = macro_f1(ds.y_val[val], predict_proba(model, ds.x_val[val], 5))
-    majority = majority_macro_f1(ds.y_val[val], int(np.bincount(ds.y_train).argmax()), 5)
+    model.fit(ds.train.x[rows][:, :, None], ds.train.y[rows], batch_size=64, epochs=6, verbose=0)
+    score = macro_f1(ds.val.y[val], predict_proba(model, ds.val.x[val], 5))
+    majority = majority_macro_f1(ds.val.y[val], int(np.bincount(ds.train.y).argmax()), 5)
     assert score > majority + 0.15, (score, majority)

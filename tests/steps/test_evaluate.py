@@ -53,8 +53,8 @@ def test_validation_patients_are_never_training_patients(rr_model, synthetic_mit
     params = MlflowClient().get_run(rr_model.run_id).data.params
     ds = load_dataset(DataConfig(split="inter", data_dir=str(synthetic_mitdb)))
     val_records = set(params["val_records"].split(","))
-    assert val_records == set(ds.records_val) and not val_records & set(ds.records_train)
-    assert not (set(ds.records_train) | val_records) & {"100", "103"}  # DS2 only tests
+    assert val_records == set(ds.val.records) and not val_records & set(ds.train.records)
+    assert not (set(ds.train.records) | val_records) & {"100", "103"}  # DS2 only tests
 
 
 def test_two_input_model_round_trips_through_the_registry(rr_model, synthetic_mitdb) -> None:
@@ -64,23 +64,23 @@ def test_two_input_model_round_trips_through_the_registry(rr_model, synthetic_mi
     logged = load_classifier(rr_model.model_uri)
     registered = load_classifier(f"models:/ecg-mit-mlp/{version.version}")
     rhythm = ds.context("test", "rr")
-    expected = predict_proba(logged, ds.x_test, 5, context=rhythm)
-    np.testing.assert_allclose(predict_proba(registered, ds.x_test, 5, context=rhythm), expected, atol=1e-6)
+    expected = predict_proba(logged, ds.test.x, 5, context=rhythm)
+    np.testing.assert_allclose(predict_proba(registered, ds.test.x, 5, context=rhythm), expected, atol=1e-6)
     with pytest.raises(ValueError, match="rhythm context"):
-        predict_proba(registered, ds.x_test, 5)
+        predict_proba(registered, ds.test.x, 5)
 
 
 def test_served_model_takes_beats_and_rhythm_and_names_the_classes(rr_model, synthetic_mitdb) -> None:
     ds = load_dataset(DataConfig(split="inter", data_dir=str(synthetic_mitdb)))
     rhythm = ds.context("test", "rr")
     served = mlflow.pyfunc.load_model("models:/ecg-mit-mlp@scratch")
-    table = served.predict({"beat": ds.x_test.astype("float32"), "rhythm": rhythm})
-    expected = predict_proba(load_classifier(rr_model.model_uri), ds.x_test, 5, context=rhythm)
+    table = served.predict({"beat": ds.test.x.astype("float32"), "rhythm": rhythm})
+    expected = predict_proba(load_classifier(rr_model.model_uri), ds.test.x, 5, context=rhythm)
     assert list(table.columns) == ["label", "p_N", "p_S", "p_V", "p_F", "p_Q"]
     np.testing.assert_allclose(table.filter(like="p_").to_numpy(), expected, atol=1e-6)
     assert table["label"].tolist() == [ds.class_names[i] for i in expected.argmax(axis=1)]
     with pytest.raises(Exception, match=r"missing inputs \[.rhythm.\]"):
-        served.predict({"beat": ds.x_test.astype("float32")})
+        served.predict({"beat": ds.test.x.astype("float32")})
 
 
 @pytest.mark.parametrize(("database", "records"), [("svdb", {"800", "801"}), ("incartdb", {"I01", "I02"})])

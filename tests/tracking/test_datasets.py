@@ -23,7 +23,7 @@ def test_train_and_test_inputs_are_logged_with_digests(synthetic_mitdb, tmp_path
     assert set(by_context) == {"train", "test"}
     assert by_context["train"].name == ds.name == "mit-physionet-intra"
     assert by_context["train"].digest == split_digest(ds, "train") != by_context["test"].digest
-    assert str(len(ds.x_train)) in by_context["train"].profile
+    assert str(len(ds.train.x)) in by_context["train"].profile
     assert not list(mlflow.MlflowClient().list_artifacts(run.info.run_id))  # metadata only
 
 

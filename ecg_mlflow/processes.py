@@ -23,12 +23,11 @@ def _start_ticks(process: psutil.Process) -> str:
 
 def process_identity(pid: int | None = None) -> str:
     """'host:pid:start' of this process (or of `pid` on this host); start is '?' when it cannot be read."""
-    pid = os.getpid() if pid is None else pid
     try:
-        start = _start_ticks(psutil.Process(pid))
+        start = _start_ticks(psutil.Process(pid))  # None: this process
     except psutil.Error:
         start = "?"
-    return f"{socket.gethostname()}:{pid}:{start}"
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}:{start}"
 
 
 def pid_is_dead(pid: int) -> bool:
@@ -57,15 +56,11 @@ def terminate_as_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: signals cannot be handled here
-        previous = None
-    try:
+    with contextlib.ExitStack() as restore:
+        with contextlib.suppress(ValueError):  # not the main thread: signals cannot be handled here
+            previous = signal.signal(signal.SIGTERM, interrupt)
+            restore.callback(signal.signal, signal.SIGTERM, previous or signal.SIG_DFL)  # None: set outside Python
         yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def run_copies(command: list[str], copies: int) -> int:
@@ -79,7 +74,6 @@ def run_copies(command: list[str], copies: int) -> int:
     except KeyboardInterrupt as interrupt:
         if interrupt.args:  # SIGTERM (terminate_as_interrupt); a Ctrl-C already reached the copies
             for process in processes:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGINT)  # skips one that has ended
         codes = [process.wait() for process in processes]
     return max((128 - code if code < 0 else code for code in codes), default=0)

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -37,6 +37,7 @@ DATABASES = ("mlflow", "optuna")
 STATE_FILE = "server.json"
 PROGRAMS = ("initdb", "pg_ctl", "psql", "createdb")
 SYSTEM_PG_GLOB = "/usr/lib/postgresql/*/bin"  # Debian/Ubuntu's postgresql packages
+HEALTH_TIMEOUT = 120.0  # s for `mlflow server` to answer /health
 SOCKET_DIR_LIMIT = 87  # a Unix socket path has 107 bytes; PostgreSQL adds /.s.PGSQL.<port>
 
 
@@ -69,8 +70,7 @@ class ServerState:
 
 def postgres_bin() -> Path:
     """The folder with PROGRAMS: $ECG_PG_BIN, PATH, then the newest /usr/lib/postgresql/*/bin."""
-    on_path = shutil.which("pg_ctl")
-    candidates = [os.environ.get(ENV_PG_BIN, ""), str(Path(on_path).parent) if on_path else ""]
+    candidates = [os.environ.get(ENV_PG_BIN, ""), os.path.dirname(shutil.which("pg_ctl") or "")]
     candidates += sorted(glob.glob(SYSTEM_PG_GLOB), key=lambda p: Path(p).parent.name.zfill(4), reverse=True)
     for folder in filter(None, candidates):
         if all((Path(folder) / program).is_file() for program in PROGRAMS):
@@ -82,8 +82,7 @@ def postgres_bin() -> Path:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
+    with socket.create_server((host, 0)) as sock:
         return int(sock.getsockname()[1])
 
 
@@ -98,8 +97,7 @@ def _service_user() -> pwd.struct_passwd | None:
 
 
 def _pg(command: list[str], user: pwd.struct_passwd | None) -> subprocess.CompletedProcess:
-    """Run a program of postgres_bin() (under root as the service user: its uid, gid, no other groups, in a folder
-    it may enter); its stderr becomes the error."""
+    """Run a program of postgres_bin() (under root as the service user, in a folder it may enter); stderr: the error."""
     ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": "/"} if user else {}
     result = subprocess.run([str(postgres_bin() / command[0]), *command[1:]], capture_output=True, text=True, **ids)
     if result.returncode != 0:
@@ -168,30 +166,26 @@ def stop_postgres(folder: Path, user: pwd.struct_passwd | None) -> None:
         stale.unlink(missing_ok=True)
 
 
-def start_mlflow(
-    folder: Path, backend_uri: str, host: str, port: int, timeout: float = 120.0, auth_env: dict[str, str] | None = None
-) -> int:
-    """`mlflow server` on the PostgreSQL backend with --serve-artifacts, detached; waits for /health. The backend URI
-    (with the password) and `auth_env` (auth.prepare; None: no auth) go in the environment, where `ps` cannot see."""
+def start_mlflow(folder: Path, state: ServerState, backend_uri: str, auth_env: dict[str, str]) -> int:
+    """`mlflow server` for `state` with --serve-artifacts, detached; waits for /health. The backend URI (with the
+    password) and `auth_env` (auth.prepare, when state.auth) go in the environment, where `ps` cannot see."""
     (folder / "artifacts").mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port), "--workers", "2"]
-    command += ["--serve-artifacts", "--artifacts-destination", str((folder / "artifacts").resolve())]
-    command += ["--app-name", "basic-auth"] if auth_env is not None else []
+    command = [sys.executable, "-m", "mlflow", "server", "--host", state.host, "--port", str(state.mlflow_port)]
+    command += ["--workers", "2", "--serve-artifacts", "--artifacts-destination", str((folder / "artifacts").resolve())]
+    command += ["--app-name", "basic-auth"] if state.auth else []
     # The server's job runner (GenAI scorers, several polling processes) is not used by this suite.
-    environ = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    environ = {**os.environ, **auth_env, "MLFLOW_BACKEND_STORE_URI": backend_uri}
+    environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log = folder / "mlflow.log"
     with open(log, "ab") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=environ | (auth_env or {})
-        )
-    url, deadline = f"{ServerState(host, 0, port, 0).tracking_uri}/health", time.monotonic() + timeout
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=environ)
+    url, deadline = f"{state.tracking_uri}/health", time.monotonic() + HEALTH_TIMEOUT
     try:
         while process.poll() is None:
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return process.pid
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):  # an error status raises
+                return process.pid
             if time.monotonic() > deadline:
-                raise ServerError(f"the MLflow server did not answer {url} within {timeout:.0f} s; see {log}")
+                raise ServerError(f"the MLflow server did not answer {url} within {HEALTH_TIMEOUT:.0f} s; see {log}")
             time.sleep(0.5)
         raise ServerError(f"the MLflow server exited with {process.returncode}; see {log}")
     except BaseException:  # a timeout, a crash, Ctrl-C: no server left behind
@@ -241,18 +235,17 @@ def start(
     previous = read_state(folder) or ServerState(host, 0, 0, 0)
     user = _service_user()
     password = init_cluster(folder, user)
-    auth_env = auth.prepare(folder) if use_auth else None
+    auth_env = auth.prepare(folder) if use_auth else {}
     pg_port = pg_port or previous.pg_port or free_port(host)
-    mlflow_port = mlflow_port or previous.mlflow_port or free_port(host)
+    state = ServerState(host, pg_port, mlflow_port or previous.mlflow_port or free_port(host), 0, auth=use_auth)
     stop_postgres(folder, user)  # a cluster left running by a crashed start is restarted cleanly
     try:
         start_postgres(folder, host, pg_port, user)
-        backend = ServerState(host, pg_port, 0, 0).database_uri("mlflow", password)
-        pid = start_mlflow(folder, backend, host, mlflow_port, auth_env=auth_env)
+        pid = start_mlflow(folder, state, state.database_uri("mlflow", password), auth_env)
     except BaseException:
         stop_postgres(folder, user)
         raise
-    state = ServerState(host, pg_port, mlflow_port, pid, process_identity(pid), use_auth)
+    state = replace(state, mlflow_pid=pid, mlflow_process=process_identity(pid))
     auth.write_private(folder / STATE_FILE, json.dumps(asdict(state)))  # atomic: `env` never reads half a file
     return state
 
@@ -260,13 +253,12 @@ def start(
 def stop(folder: Path) -> bool:
     """Stop the tracking server and PostgreSQL; the data stays. False when nothing was running."""
     folder = folder.resolve()
-    state = running_state(folder)
-    if state is None and not (folder / "pgdata" / "postmaster.pid").is_file():
-        return False
-    if state is not None:
+    if (state := running_state(folder)) is not None:
         _stop_process_group(state.mlflow_pid)
         kept = ServerState(state.host, state.pg_port, state.mlflow_port, 0)  # the ports, for the next start
         auth.write_private(folder / STATE_FILE, json.dumps(asdict(kept)))
+    elif not (folder / "pgdata" / "postmaster.pid").is_file():
+        return False
     stop_postgres(folder, _service_user())
     return True
 

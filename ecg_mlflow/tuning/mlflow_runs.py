@@ -19,24 +19,21 @@ TAG_FAIL_REASON = "ecg_mlflow.fail_reason"
 RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
 
-def _end_running_children(client: MlflowClient, run_id: str, experiment_ids: list[str], status: str) -> None:
+def _end_running_children(client: MlflowClient, run_id: str, status: str) -> None:
     query = f"tags.`mlflow.parentRunId` = '{run_id}' and attributes.status = 'RUNNING'"
-    for child in client.search_runs(experiment_ids, filter_string=query):
-        _end_running_children(client, child.info.run_id, experiment_ids, status)
+    for child in mlflow.search_runs(filter_string=query, search_all_experiments=True, output_format="list"):
+        _end_running_children(client, child.info.run_id, status)
         client.set_terminated(child.info.run_id, status=status)
 
 
 def close_orphaned_runs(study: optuna.Study) -> None:
-    """End MLflow runs left RUNNING by a dead worker (MLflow has no heartbeat): trial runs whose Optuna
-    trial is finished (with the matching status), the parent run of a dead worker on this host, and the
-    step runs under either."""
+    """End MLflow runs left RUNNING by a dead worker: trial runs whose Optuna trial is finished (with the
+    matching status), the parent run of a dead worker on this host, and the step runs under either."""
     client = MlflowClient()
-    experiment_ids = [e.experiment_id for e in client.search_experiments()]
     name = study.study_name.replace("'", "\\'")
     query = f"tags.`{TAG_STUDY}` = '{name}' and attributes.status = 'RUNNING'"
-    runs = client.search_runs(experiment_ids, filter_string=query) if experiment_ids else []
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for run in runs:
+    for run in mlflow.search_runs(filter_string=query, search_all_experiments=True, output_format="list"):
         tags = run.data.tags
         trial = trials.get(int(tags.get(TAG_TRIAL, -1))) if tags.get(TAG_KIND) == "trial" else None
         if trial is not None and trial.state.is_finished():
@@ -49,7 +46,7 @@ def close_orphaned_runs(study: optuna.Study) -> None:
             status = "FAILED"
         else:
             continue
-        _end_running_children(client, run.info.run_id, experiment_ids, "FAILED" if status != "FINISHED" else status)
+        _end_running_children(client, run.info.run_id, "FAILED" if status != "FINISHED" else status)
         client.set_terminated(run.info.run_id, status=status)
 
 

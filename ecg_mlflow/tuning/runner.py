@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from ecg_mlflow.tuning.spec import StudySpec
 from ecg_mlflow.tuning.storage import SQLITE_WARNING, WORKER_ATTR, StorageHandle, fail_abandoned_trials, open_storage
 
 _logger = optuna.logging.get_logger("optuna.ecg_mlflow.tuning")
+MAX_CONSECUTIVE_FAILURES = 3  # a worker stops after this many trials in a row failed
 
 
 class TuningError(UserError, RuntimeError):
@@ -61,17 +63,15 @@ class TrialFailed(Exception):
     on); anything else (a search space that no longer fits, a storage error) stops the worker."""
 
 
-class _WithoutTraceback(logging.Filter):
+def _without_traceback(record: logging.LogRecord) -> bool:
     """Optuna logs a failed trial with its traceback; the traceback is in the trial's MLflow run (error.txt),
     so the worker's log keeps the one line that says which trial failed and why."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
-            record.exc_info = None
-        return True
+    if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+        record.exc_info = None
+    return True
 
 
-logging.getLogger("optuna.study._optimize").addFilter(_WithoutTraceback())  # the logger of Optuna's trial loop
+logging.getLogger("optuna.study._optimize").addFilter(_without_traceback)  # the logger of Optuna's trial loop
 
 
 @dataclass
@@ -120,11 +120,6 @@ def _storage_error(exc: Exception, handle: StorageHandle) -> Exception:
     return exc
 
 
-def _reserver_died(trial: FrozenTrial) -> bool:
-    """Whether the worker that reserved this WAITING trial is known dead (on this host)."""
-    return process_is_dead(trial.user_attrs.get(WORKER_ATTR, ""))
-
-
 @dataclass
 class _TrialLoop:
     """The objective and the after-trial callback given to `Study.optimize`, and what they share."""
@@ -135,7 +130,6 @@ class _TrialLoop:
     evaluate: Evaluate
     summary: RunSummary
     timeout: float | None
-    max_consecutive_failures: int
     started: float = field(default_factory=time.monotonic)
     ctx: TrialContext | None = None  # of the trial running now
     failures: int = 0
@@ -146,14 +140,18 @@ class _TrialLoop:
 
         Why not MaxTrialsCallback(N, states=None): it counts after a trial finished and `ask` takes no
         lock, so two workers that both see 9 of 10 trials create one each and the study ends with 11.
-        A reservation whose worker on this host died before running it is taken over, not counted twice."""
+        A reservation whose worker on this host died before running it is taken over, not counted twice.
+        The timeout is checked here, not by optimize(timeout=), which could stop after a reservation."""
+        if self.timeout is not None and time.monotonic() - self.started >= self.timeout:
+            self.summary.stopped = f"timeout ({self.timeout:g}s)"
+            return False
         with self.handle.lock():
             trials = self.study.get_trials(deepcopy=False)
-            orphan = next((t for t in trials if t.state == TrialState.WAITING and _reserver_died(t)), None)
-            if orphan is not None:  # Optuna's next `ask` pops the oldest WAITING trial: this one or a newer
-                self.handle.storage.set_trial_user_attr(orphan._trial_id, WORKER_ATTR, process_identity())
-                self.study.sampler = self.spec.sampler.build(seed_offset=orphan.number)
-                return True
+            for orphan in trials:  # Optuna's next `ask` pops the oldest WAITING trial: this one or a newer
+                if orphan.state == TrialState.WAITING and process_is_dead(orphan.user_attrs.get(WORKER_ATTR, "")):
+                    self.handle.storage.set_trial_user_attr(orphan._trial_id, WORKER_ATTR, process_identity())
+                    self.study.sampler = self.spec.sampler.build(seed_offset=orphan.number)
+                    return True
             if len(trials) >= self.summary.n_trials:
                 self.summary.stopped = f"the study has {len(trials)} of {self.summary.n_trials} trials"
                 return False
@@ -185,10 +183,7 @@ class _TrialLoop:
         reporter = PruningReporter(trial, spec.monitor, mlflow_run_id=run_id)
         self.ctx = TrialContext(trial=trial, spec=spec, values=values, reporter=reporter, mlflow_run_id=run_id)
         try:
-            try:
-                value = float(self.evaluate(self.ctx))
-            finally:
-                end_runs_above(run_id, "FAILED")
+            value = float(self.evaluate(self.ctx))
             if not math.isfinite(value):
                 raise ValueError(f"the objective returned {value}")
             return value
@@ -202,12 +197,12 @@ class _TrialLoop:
                 MlflowClient().set_tag(run_id, TAG_FAIL_REASON, error[:5000])
                 MlflowClient().log_text(run_id, traceback.format_exc(), "error.txt")
             raise TrialFailed(error) from exc
-        except BaseException:  # Ctrl-C: Optuna marks the trial FAIL (a SystemExit leaves it RUNNING
-            trial.set_user_attr("fail_reason", "interrupted")  # for the next worker here to fail), then stops
-            mlflow.set_tag(TAG_STATE, TrialState.FAIL.name)
-            mlflow.end_run(status="KILLED")
+        except BaseException:  # Ctrl-C: Optuna fails the trial and stops; run_study ends its run KILLED
+            trial.set_user_attr("fail_reason", "interrupted")  # (a SystemExit leaves the trial RUNNING,
+            MlflowClient().set_tag(run_id, TAG_STATE, TrialState.FAIL.name)  # for the next worker here to fail)
             raise
         finally:
+            end_runs_above(run_id, "FAILED")  # the step runs an exception left open
             for key, item in self.ctx.info.items():  # the step runs' IDs etc.
                 with contextlib.suppress(Exception):
                     trial.set_user_attr(key, item)
@@ -228,7 +223,7 @@ class _TrialLoop:
         error = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("pruned_reason", "")
         self.summary.trials.append(TrialOutcome(trial.number, trial.state.name, value, run_id, error))
         self.failures = self.failures + 1 if trial.state == TrialState.FAIL else 0
-        if self.failures >= self.max_consecutive_failures:
+        if self.failures >= MAX_CONSECUTIVE_FAILURES:
             raise TuningError(
                 f"{self.failures} trials in a row failed; last error: {error} "
                 f"(see the trial's MLflow run {run_id}, error.txt)"
@@ -237,10 +232,7 @@ class _TrialLoop:
         if len(self.handle.abandoned) > len(self.summary.recovered):
             self.summary.recovered = list(self.handle.abandoned)
             close_orphaned_runs(study)
-        if self.timeout is not None and time.monotonic() - self.started >= self.timeout:
-            self.summary.stopped = f"timeout ({self.timeout:g}s)"  # here, not optimize(timeout=): that one
-            study.stop()  # could stop after a reservation, leaving a WAITING trial behind
-        elif not self.reserve():
+        if not self.reserve():
             study.stop()
 
 
@@ -254,7 +246,6 @@ def run_study(
     evaluate: Evaluate | None = None,
     heartbeat_interval: int = 30,
     grace_period: int | None = None,
-    max_consecutive_failures: int = 3,
 ) -> RunSummary:
     """Run trials until the study holds n_trials trials (see the module doc), or timeout seconds passed."""
     if n_trials < 1:
@@ -273,21 +264,17 @@ def run_study(
     parent = _start_parent_run(spec, handle, n_trials, timeout)
     summary = RunSummary(spec.name, handle.display, exp.experiment_id, parent.info.run_id, n_trials)
     summary.recovered = list(handle.abandoned)
-    loop = _TrialLoop(study, spec, handle, evaluate or evaluate_steps, summary, timeout, max_consecutive_failures)
-    status = "FAILED"
+    loop = _TrialLoop(study, spec, handle, evaluate or evaluate_steps, summary, timeout)
     try:
         if loop.reserve():
             study.optimize(loop.objective, callbacks=[loop], catch=(TrialFailed,))
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
     except Exception as exc:
-        converted = _storage_error(exc, handle)
-        if converted is exc:
+        if (converted := _storage_error(exc, handle)) is exc:
             raise
         raise converted from exc
-    finally:
+    finally:  # the status of the exception the block ends with, if any: an error FAILED, Ctrl-C KILLED
+        error = sys.exc_info()[1]
+        status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
         end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback
         _finish_parent(study, summary, status)
     return summary
@@ -313,11 +300,10 @@ def _finish_parent(study: optuna.Study, summary: RunSummary, status: str) -> Non
         counts = {s: sum(t.state == s for t in trials) for s in (*RUN_STATUS, TrialState.RUNNING)}
         mlflow.log_metrics({f"trials_{s.name.lower()}": n for s, n in counts.items()})
         mlflow.log_metric("trials_this_worker", len(summary.trials))
-        if counts[TrialState.COMPLETE]:
-            best = study.best_trial
-            summary.best_value, summary.best_trial = best.value, best.number
-            mlflow.log_metric("best_value", best.value)
-            mlflow.set_tag("optuna.best_trial", str(best.number))
+        best = study.best_trial  # ValueError (suppressed) without a COMPLETE trial
+        summary.best_value, summary.best_trial = best.value, best.number
+        mlflow.log_metric("best_value", best.value)
+        mlflow.set_tag("optuna.best_trial", str(best.number))
     try:
         log_study_report(study)
     except Exception as error:  # a report that cannot be drawn must not fail the study

@@ -5,9 +5,6 @@
   journal://relative/study.log
   postgresql://user:pw@host/db   any SQLAlchemy URL (mysql+pymysql://, ...): a team, several machines
 
-SQLite serialises writers with a database lock; two workers on one SQLite file hit
-"database is locked" sooner or later. Use the journal file (one machine) or PostgreSQL/MySQL.
-
 Crash detection is Optuna's heartbeat on RDB storages: while `Study.optimize` runs a trial it
 records a heartbeat every heartbeat_interval seconds, and before each new trial it fails the
 RUNNING trials whose heartbeat is older than grace_period (`optuna.storages.fail_stale_trials`);
@@ -26,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.processes import process_is_dead
@@ -68,7 +65,7 @@ class StorageHandle:
         database itself, so N is exact for workers on any machine. Otherwise a file lock next to the
         file (or in the temp folder for a server), exact for the workers of one machine."""
         if urlsplit(self.url).scheme.split("+")[0] == "postgresql":
-            return postgres_lock(self.storage.engine)
+            return postgres_lock(self.url)
         if self.path is not None:
             return file_lock(self.path.with_name(self.path.name + ".tune.lock"))
         digest = hashlib.sha1(self.url.encode()).hexdigest()[:12]
@@ -77,14 +74,11 @@ class StorageHandle:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (flock) held for the block; released if the process dies."""
+    """An exclusive advisory lock (flock) held for the block: closing the file (or the process dying) releases it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 # pg_advisory_lock key of "count the trials, then ask for one" (any 64-bit number of our own).
@@ -92,23 +86,16 @@ TUNE_LOCK_KEY = int.from_bytes(hashlib.sha1(b"ecg-mlflow tune").digest()[:8], "b
 
 
 @contextlib.contextmanager
-def postgres_lock(engine: Any) -> Iterator[None]:
+def postgres_lock(url: str) -> Iterator[None]:
     """A transaction-level advisory lock held for the block: released when the block's transaction
-    ends, or by PostgreSQL when the worker's connection dies."""
-    from sqlalchemy import text
-
-    with engine.connect() as connection, connection.begin():
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TUNE_LOCK_KEY})
-        yield
-
-
-def _creation_lock(url: str) -> contextlib.AbstractContextManager[None]:
-    """PostgreSQL: the advisory lock, on an engine of its own (Optuna's does not exist yet)."""
-    if urlsplit(url).scheme.split("+")[0] != "postgresql":
-        return contextlib.nullcontext()
+    ends, or by PostgreSQL when the worker's connection dies. On a connection of its own (no pool):
+    the lock also guards the creation of Optuna's tables, before Optuna's engine exists."""
     import sqlalchemy
 
-    return postgres_lock(sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool))
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection, connection.begin():
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TUNE_LOCK_KEY})
+        yield
 
 
 def resolve_storage_url(url: str | None = None) -> str:
@@ -118,39 +105,27 @@ def resolve_storage_url(url: str | None = None) -> str:
 
 def redact(url: str) -> str:
     """postgresql://user:secret@host/db -> postgresql://user:***@host/db (for logs and MLflow)."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 def storage_kind(url: str) -> str:
-    if url.startswith("journal:"):
-        return "journal"
-    if url.startswith("sqlite:"):
-        return "sqlite"
     scheme = urlsplit(url).scheme
-    if not scheme or "/" in scheme:
+    if not scheme:
         raise StorageError(
             f"storage {url!r} is not a URL; use sqlite:///FILE.db, journal:///FILE.log or postgresql://..."
         )
-    return "rdb"
+    return scheme if scheme in ("journal", "sqlite") else "rdb"
 
 
-def _journal_path(url: str) -> Path:
-    rest = url[len("journal:") :]
-    rest = rest[2:] if rest.startswith("//") else rest
-    if not rest:
-        raise StorageError(f"storage {url!r} names no file; use journal:///path/to/study.log")
-    return Path(rest).expanduser()
-
-
-def _sqlite_path(url: str) -> Path | None:
-    rest = url[len("sqlite:") :]
-    if not rest.startswith("///"):
-        return None
-    path = rest[3:].split("?", 1)[0]
+def _file_path(url: str, kind: str) -> Path | None:
+    """The file behind a journal or SQLite URL; None for a server or an in-memory database."""
+    if kind == "journal":
+        rest = url.removeprefix("journal:").removeprefix("//")
+        if not rest:
+            raise StorageError(f"storage {url!r} names no file; use journal:///path/to/study.log")
+        return Path(rest).expanduser()
+    path = url.removeprefix("sqlite:///").split("?", 1)[0] if url.startswith("sqlite:///") else ""
     return Path(path) if path and path != ":memory:" else None
 
 
@@ -158,7 +133,6 @@ def open_storage(
     url: str | None = None, *, heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL, grace_period: int | None = None
 ) -> StorageHandle:
     """URL -> an Optuna storage, creating the file's folder; StorageError with advice on failure.
-
     RDB storages get Optuna's heartbeat (grace period: 4 x the interval unless given)."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
@@ -171,26 +145,22 @@ def open_storage(
     grace = grace_period if grace_period is not None else 4 * heartbeat_interval
     if grace <= heartbeat_interval:
         raise StorageError(f"grace period {grace}s must be longer than the heartbeat interval {heartbeat_interval}s")
-    if kind == "journal":
-        path = _journal_path(url)
-        try:
+    path = _file_path(url, kind)
+    if path is not None and path.name == "mlflow.db":
+        raise StorageError("the Optuna storage must be a file of its own, not MLflow's mlflow.db")
+    try:
+        if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "journal":
             return StorageHandle(url, kind, JournalStorage(JournalFileBackend(str(path))), path)
-        except OSError as exc:
-            raise StorageError(f"cannot open journal file {path}: {exc}") from None
-
-    path = _sqlite_path(url) if kind == "sqlite" else None
-    if path is not None:
-        if path.name == "mlflow.db":
-            raise StorageError("the Optuna storage must be a file of its own, not MLflow's mlflow.db")
-        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot open {kind} file {path}: {exc}") from None
     # SQLite: wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
     engine_kwargs = {"connect_args": {"timeout": 30}} if kind == "sqlite" else {}
     handle = StorageHandle(url, kind, None, path)
     # Two workers creating a fresh database at once race on its tables: create them under a lock.
     try:
-        lock = handle.lock() if path is not None else _creation_lock(url)
-        with lock, warnings.catch_warnings():
+        with handle.lock(), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             handle.storage = RDBStorage(
                 url,
@@ -209,11 +179,10 @@ def open_storage(
 def fail_abandoned_trials(study: optuna.Study, handle: StorageHandle, *, heartbeat: bool = True) -> None:
     """Fail the RUNNING trials whose worker died; their numbers are added to handle.abandoned.
 
-    Optuna's heartbeat first (RDB storages). Then what Optuna cannot do: a RUNNING trial whose
-    worker process on this host is gone is failed at once. Optuna cannot tell a dead process from a
-    slow one, so its heartbeat waits out the grace period (minutes), and JournalStorage has no
-    heartbeat at all in Optuna 5.1; the journal file serves one machine, where this check suffices.
-    """
+    What Optuna cannot do: a trial whose worker process on this host is gone is failed at once. Optuna's
+    heartbeat cannot tell a dead process from a slow one, so it waits out the grace period (minutes), and
+    JournalStorage has no heartbeat at all in Optuna 5.1; the journal file serves one machine, where this
+    check suffices."""
     import optuna
     from optuna.trial import TrialState
 
@@ -223,7 +192,7 @@ def fail_abandoned_trials(study: optuna.Study, handle: StorageHandle, *, heartbe
             optuna.storages.fail_stale_trials(study)  # its callback appends to handle.abandoned
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
-        if not worker or not process_is_dead(worker):
+        if not process_is_dead(worker):  # "" (no worker recorded) is not known dead
             continue
         reason = f"abandoned: its worker {worker} is no longer running"
         try:

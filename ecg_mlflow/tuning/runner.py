@@ -105,7 +105,8 @@ def create_or_load_study(spec: StudySpec, handle: StorageHandle) -> optuna.Study
     try:
         study = optuna.create_study(study_name=spec.name, storage=handle.storage, direction=spec.direction, **options)
     except Exception as exc:
-        raise _storage_error(exc, handle) from None
+        _explain_locked_database(exc, handle)
+        raise
     if study.direction.name.lower() != spec.direction:
         raise TuningError(
             f"study '{spec.name}' in {handle.display} is {study.direction.name.lower()}d but the file says "
@@ -114,10 +115,9 @@ def create_or_load_study(spec: StudySpec, handle: StorageHandle) -> optuna.Study
     return study
 
 
-def _storage_error(exc: Exception, handle: StorageHandle) -> Exception:
+def _explain_locked_database(exc: Exception, handle: StorageHandle) -> None:
     if "database is locked" in str(exc):
-        return TuningError(f"{handle.display}: database is locked. {SQLITE_WARNING}")
-    return exc
+        raise TuningError(f"{handle.display}: database is locked. {SQLITE_WARNING}") from exc
 
 
 @dataclass
@@ -269,9 +269,8 @@ def run_study(
         if loop.reserve():
             study.optimize(loop.objective, callbacks=[loop], catch=(TrialFailed,))
     except Exception as exc:
-        if (converted := _storage_error(exc, handle)) is exc:
-            raise
-        raise converted from exc
+        _explain_locked_database(exc, handle)
+        raise
     finally:  # the status of the exception the block ends with, if any: an error FAILED, Ctrl-C KILLED
         error = sys.exc_info()[1]
         status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"

@@ -155,8 +155,6 @@ def open_storage(
             return StorageHandle(url, kind, JournalStorage(JournalFileBackend(str(path))), path)
     except OSError as exc:
         raise StorageError(f"cannot open {kind} file {path}: {exc}") from None
-    # SQLite: wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
-    engine_kwargs = {"connect_args": {"timeout": 30}} if kind == "sqlite" else {}
     handle = StorageHandle(url, kind, None, path)
     # Two workers creating a fresh database at once race on its tables: create them under a lock.
     try:
@@ -164,7 +162,8 @@ def open_storage(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             handle.storage = RDBStorage(
                 url,
-                engine_kwargs=engine_kwargs,
+                # SQLite: wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
+                engine_kwargs={"connect_args": {"timeout": 30}} if kind == "sqlite" else {},
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace,
                 heartbeat_stale_trial_callback=lambda _, trial: handle.abandoned.append(trial.number),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecg_mlflow.checks import declare
 from ecg_mlflow.data.aami import AAMI_CLASSES, SYMBOL_TO_AAMI
 from ecg_mlflow.data.errors import DataError
 
@@ -87,10 +88,6 @@ class Database:
         return self.name if self.folder is None else self.folder
 
     @property
-    def url(self) -> str:
-        return f"https://physionet.org/content/{self.name}/"
-
-    @property
     def record_suffixes(self) -> tuple[str, ...]:
         """The files every record needs."""
         return (".hea", ".dat") if self.beat_annotator is None else (".hea", ".dat", f".{self.beat_annotator}")
@@ -106,12 +103,9 @@ DATABASES: dict[str, Database] = {}
 
 def register_database(database: Database) -> Database:
     """Add a database to the table every other place reads; a name may be declared once."""
-    if database.name in DATABASES:
-        raise ValueError(f"database {database.name!r} is declared twice")
     if database.beat_annotator is None and database.record_label is None:
         raise ValueError(f"database {database.name!r} needs beat annotations or a per-record label")
-    DATABASES[database.name] = database
-    return database
+    return declare(DATABASES, database, "database")
 
 
 def get_database(name: str) -> Database:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -265,15 +264,18 @@ def run_study(
     summary = RunSummary(spec.name, handle.display, exp.experiment_id, parent.info.run_id, n_trials)
     summary.recovered = list(handle.abandoned)
     loop = _TrialLoop(study, spec, handle, evaluate or evaluate_steps, summary, timeout)
+    status = "FAILED"
     try:
         if loop.reserve():
             study.optimize(loop.objective, callbacks=[loop], catch=(TrialFailed,))
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     except Exception as exc:
         _explain_locked_database(exc, handle)
         raise
-    finally:  # the status of the exception the block ends with, if any: an error FAILED, Ctrl-C KILLED
-        error = sys.exc_info()[1]
-        status = "FINISHED" if error is None else "FAILED" if isinstance(error, Exception) else "KILLED"
+    finally:
         end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback
         _finish_parent(study, summary, status)
     return summary

@@ -234,15 +234,14 @@ def database_dir(database: Database, data_dir: Path) -> Path:
     return db_dir
 
 
-def record_paths(database: Database, db_dir: Path, record: str) -> list[Path]:
+def record_paths(database: Database, db_dir: Path, record: str, data_dir: Path | str = "DIR") -> list[Path]:
     """The files one record needs; DataError naming the first missing one and how to get it."""
     paths = [db_dir / f"{record}{suffix}" for suffix in database.record_suffixes]
     for path in paths:
         if not path.is_file():
-            raise DataError(
-                f"record {record}: {path} is missing; "
-                f"run `{DOWNLOAD_HINT.format(db=database.name)}` or copy the PhysioNet {database.name} files there"
-            )
+            download = DOWNLOAD_HINT.format(db=database.name).replace("DIR", str(data_dir))
+            get = f"run `{download}` or copy the PhysioNet {database.name} files there"
+            raise DataError(f"record {record}: {path} is missing; {get if database.downloadable else 'copy it there'}")
     return paths
 
 
@@ -250,4 +249,4 @@ def record_files(database: Database, data_dir: Path, records: list[str] | None =
     """Every file the beats of `database` (or of `records` of it) are built from; DataError naming one missing."""
     db_dir = database_dir(database, data_dir)
     names = records if records is not None else database_records(database, db_dir)
-    return [path for record in names for path in record_paths(database, db_dir, record)]
+    return [path for record in names for path in record_paths(database, db_dir, record, data_dir)]

@@ -182,7 +182,10 @@ class _TrialLoop:
         reporter = PruningReporter(trial, spec.monitor, mlflow_run_id=run_id)
         self.ctx = TrialContext(trial=trial, spec=spec, values=values, reporter=reporter, mlflow_run_id=run_id)
         try:
-            value = float(self.evaluate(self.ctx))
+            try:
+                value = float(self.evaluate(self.ctx))
+            finally:  # the step runs an exception left open (a failure to end them fails the trial)
+                end_runs_above(run_id, "FAILED")
             if not math.isfinite(value):
                 raise ValueError(f"the objective returned {value}")
             return value
@@ -196,12 +199,11 @@ class _TrialLoop:
                 MlflowClient().set_tag(run_id, TAG_FAIL_REASON, error[:5000])
                 MlflowClient().log_text(run_id, traceback.format_exc(), "error.txt")
             raise TrialFailed(error) from exc
-        except BaseException:  # Ctrl-C: Optuna fails the trial and stops; run_study ends its run KILLED
+        except BaseException:  # Ctrl-C: Optuna fails the trial and stops; run_study ends the run KILLED
             trial.set_user_attr("fail_reason", "interrupted")  # (a SystemExit leaves the trial RUNNING,
             MlflowClient().set_tag(run_id, TAG_STATE, TrialState.FAIL.name)  # for the next worker here to fail)
             raise
         finally:
-            end_runs_above(run_id, "FAILED")  # the step runs an exception left open
             for key, item in self.ctx.info.items():  # the step runs' IDs etc.
                 with contextlib.suppress(Exception):
                     trial.set_user_attr(key, item)
@@ -269,11 +271,11 @@ def run_study(
         if loop.reserve():
             study.optimize(loop.objective, callbacks=[loop], catch=(TrialFailed,))
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
     except Exception as exc:
         _explain_locked_database(exc, handle)
+        raise
+    except BaseException:  # Ctrl-C, SystemExit
+        status = "KILLED"
         raise
     finally:
         end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback

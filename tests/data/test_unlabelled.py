@@ -23,13 +23,21 @@ def test_a_source_names_a_database_a_declared_set_named_records_or_a_folder(
     assert folder.records == ("800", "801") and folder.database.beat_annotator is None
 
 
-def test_a_bad_source_is_one_line_naming_the_fix(synthetic_patientwise_mitdb, tmp_path) -> None:
+def test_a_bad_source_is_one_line_naming_the_fix(
+    synthetic_patientwise_mitdb, synthetic_other_databases, tmp_path
+) -> None:
     with pytest.raises(DataError, match=r"not a database .* nor a folder; give e.g. mitdb:DS2"):
         parse_source("nosuchdb", synthetic_patientwise_mitdb)
     with pytest.raises(DataError, match=r"no record 105 .* or a declared set \(DS1, DS2\)"):
         parse_source("mitdb:DS2", synthetic_patientwise_mitdb)  # the synthetic folder has 2 of the 22
     with pytest.raises(DataError, match="svdb does not exist; run `ecg-mlflow data download svdb"):
         parse_source("svdb", tmp_path)
+
+    # a folder of the user's own records cannot be downloaded: the error says to copy the file, nothing else
+    folder = _copy(synthetic_other_databases / "svdb", tmp_path / "mine")
+    (folder / "801.dat").unlink()
+    with pytest.raises(DataError, match=r"record 801: .*801\.dat is missing; copy it there$"):
+        unlabelled_beats((str(folder),), synthetic_patientwise_mitdb, tmp_path / "cache")
 
 
 def _copy(folder: Path, target: Path) -> Path:

@@ -72,16 +72,20 @@ def content_digests(files: list[Path], cache_dir: Path) -> dict[str, str]:
             memo[key], changed = known, True
         digests[key] = known[2]
     if changed:
-        _write_atomically(memo_path, json.dumps(memo, sort_keys=True))
+        write_atomically(memo_path, json.dumps(memo, sort_keys=True))
     return digests
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step: a reader sees the old content or the new, never part of it. The
+    file is 0600 from its creation (mkstemp), so a secret written this way is never readable by others."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}-{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -27,7 +27,6 @@ import contextlib
 import fcntl
 import ipaddress
 import json
-import os
 import re
 import secrets
 import urllib.error
@@ -36,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ecg_mlflow.data.cache import write_atomically
 from ecg_mlflow.errors import UsageError, UserError
 
 if TYPE_CHECKING:
@@ -72,22 +72,6 @@ def wanted(folder: Path, host: str, requested: bool) -> bool:
     return requested or not is_loopback(host) or (folder / AUTH_DIR / CREDENTIALS).is_file()
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace `path` atomically with a file that is 0600 from its creation: a reader sees the old
-    content or the new, never a partial file, and the secret is never readable by others, even briefly."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-            os.fchmod(handle.fileno(), 0o600)  # whatever the umask left
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def read_credentials(folder: Path) -> dict:
     """DIR/auth/credentials: {"secret_key": ..., "users": {name: {"password": ..., "read_only": ...}}}."""
     path = folder / AUTH_DIR / CREDENTIALS
@@ -115,10 +99,10 @@ def prepare(folder: Path) -> dict[str, str]:
                 f"delete {auth} to start over with new users (the runs stay)"
             )
         admin = {"password": secrets.token_urlsafe(24), "read_only": False}
-        write_private(credentials, json.dumps({"secret_key": secrets.token_urlsafe(32), "users": {ADMIN: admin}}))
+        write_atomically(credentials, json.dumps({"secret_key": secrets.token_urlsafe(32), "users": {ADMIN: admin}}))
     stored = read_credentials(folder)
     database = str(auth.resolve() / USERS_DB).replace("%", "%%")  # configparser's interpolation
-    write_private(
+    write_atomically(
         auth / CONFIG,
         f"[mlflow]\ndefault_permission = {DEFAULT_PERMISSION}\ndatabase_uri = sqlite:///{database}\n"
         f"admin_username = {ADMIN}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
@@ -187,11 +171,11 @@ def add_user(folder: Path, state: ServerState | None, name: str, read_only: bool
             )
         password = secrets.token_urlsafe(18)
         stored["users"][name] = {"password": password, "read_only": read_only}
-        write_private(folder / AUTH_DIR / CREDENTIALS, json.dumps(stored))
+        write_atomically(folder / AUTH_DIR / CREDENTIALS, json.dumps(stored))
         refused = _post(folder, state.tracking_uri + CREATE_USER, {"username": name, "password": password})
         if refused:
             del stored["users"][name]
-            write_private(folder / AUTH_DIR / CREDENTIALS, json.dumps(stored))
+            write_atomically(folder / AUTH_DIR / CREDENTIALS, json.dumps(stored))
             raise AuthError(f"the server at {state.tracking_uri} refused user {name!r}: {refused}")
         for resource_type, permission in () if read_only else MEMBER_GRANTS:
             grant = {"username": name, "resource_type": resource_type, "resource_id": "*", "permission": permission}

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psutil
 
+from ecg_mlflow.data.cache import write_atomically
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.processes import pid_is_dead, process_identity, process_is_dead
 from ecg_mlflow.tracking import auth
@@ -125,7 +126,7 @@ def init_cluster(folder: Path, user: pwd.struct_passwd | None) -> str:
     shutil.rmtree(pgdata, ignore_errors=True)  # a half-made cluster from an interrupted start
     password = secrets.token_urlsafe(18)
     # Written (0600) before initdb, which reads it: an interrupted start never leaves a cluster without it.
-    auth.write_private(credentials, password + "\n")
+    write_atomically(credentials, password + "\n")
     pgdata.mkdir(mode=0o700)
     _give_to(folder, user)
     _pg(
@@ -246,7 +247,7 @@ def start(
         stop_postgres(folder, user)
         raise
     state = replace(state, mlflow_pid=pid, mlflow_process=process_identity(pid))
-    auth.write_private(folder / STATE_FILE, json.dumps(asdict(state)))  # atomic: `env` never reads half a file
+    write_atomically(folder / STATE_FILE, json.dumps(asdict(state)))  # atomic: `env` never reads half a file
     return state
 
 
@@ -256,7 +257,7 @@ def stop(folder: Path) -> bool:
     if (state := running_state(folder)) is not None:
         _stop_process_group(state.mlflow_pid)
         kept = ServerState(state.host, state.pg_port, state.mlflow_port, 0)  # the ports, for the next start
-        auth.write_private(folder / STATE_FILE, json.dumps(asdict(kept)))
+        write_atomically(folder / STATE_FILE, json.dumps(asdict(kept)))
     elif not (folder / "pgdata" / "postmaster.pid").is_file():
         return False
     stop_postgres(folder, _service_user())

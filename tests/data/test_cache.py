@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -102,3 +106,35 @@ def test_a_stale_temporary_folder_of_a_dead_build_is_removed_at_the_next_write(t
     live.mkdir()
     cache.write_entry(tmp_path / "e", {"x": np.zeros(3)}, {})
     assert not stale.exists() and live.exists()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_write_atomically_is_0600_from_creation_and_atomic(tmp_path, monkeypatch) -> None:
+    target = tmp_path / "credentials"
+    seen: list[int] = []
+    real_replace = os.replace
+
+    def replace(src: Path, dst: Path) -> None:  # the temporary file, just before it takes the name
+        seen.append(_mode(Path(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(cache.os, "replace", replace)
+    old_umask = os.umask(0)  # the most permissive umask: the mode must not come from it
+    try:
+        cache.write_atomically(target, "first")
+        cache.write_atomically(target, "second")
+    finally:
+        os.umask(old_umask)
+    assert seen == [0o600, 0o600] and _mode(target) == 0o600 and target.read_text() == "second"
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        cache.write_atomically(target, "third")
+    assert target.read_text() == "second"  # the old content, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["credentials"]  # no temporary file left

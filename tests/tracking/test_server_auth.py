@@ -41,34 +41,6 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_write_private_is_0600_from_creation_and_atomic(tmp_path, monkeypatch) -> None:
-    target = tmp_path / "credentials"
-    seen: list[int] = []
-    real_replace = os.replace
-
-    def replace(src: Path, dst: Path) -> None:  # the temporary file, just before it takes the name
-        seen.append(_mode(Path(src)))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(auth.os, "replace", replace)
-    old_umask = os.umask(0)  # the most permissive umask: the mode must not come from it
-    try:
-        auth.write_private(target, "first")
-        auth.write_private(target, "second")
-    finally:
-        os.umask(old_umask)
-    assert seen == [0o600, 0o600] and _mode(target) == 0o600 and target.read_text() == "second"
-
-    def failing_fsync(fd: int) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(auth.os, "fsync", failing_fsync)
-    with pytest.raises(OSError, match="disk full"):
-        auth.write_private(target, "third")
-    assert target.read_text() == "second"  # the old content, whole
-    assert [p.name for p in tmp_path.iterdir()] == ["credentials"]  # no temporary file left
-
-
 def test_prepare_creates_the_admin_once_and_keeps_it(tmp_path) -> None:
     environment = auth.prepare(tmp_path)
     credentials = tmp_path / "auth" / "credentials"

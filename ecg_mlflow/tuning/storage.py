@@ -93,9 +93,12 @@ def postgres_lock(url: str) -> Iterator[None]:
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    with engine.connect() as connection, connection.begin():
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TUNE_LOCK_KEY})
-        yield
+    try:
+        with engine.connect() as connection, connection.begin():
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TUNE_LOCK_KEY})
+            yield
+    finally:
+        engine.dispose()  # one engine per lock: nothing of it outlives the block
 
 
 def resolve_storage_url(url: str | None = None) -> str:

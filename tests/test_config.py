@@ -138,7 +138,7 @@ def test_integers_may_come_as_mlproject_floats_or_exponents() -> None:
 
 def test_a_profile_can_give_one_backbone_its_own_epochs_and_learning_rate() -> None:
     from ecg_mlflow.profiles import PROFILES, BackboneSchedule, Profile
-    from ecg_mlflow.steps.main import chain_parameters
+    from ecg_mlflow.steps.children import chain_parameters
 
     capped = Profile(
         pretrain_epochs=2, transfer_epochs=20, ensemble_epochs=5, batch_size=64, max_beats=0, patience=5,

@@ -16,6 +16,7 @@ from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_PROJECT_ENTRY_POINT
 
+from ecg_mlflow.config import PRETRAIN_DATASET, MainConfig
 from ecg_mlflow.data.dataset import load_dataset
 from ecg_mlflow.data.spec import resolve_cache_dir, resolve_data_dir
 from ecg_mlflow.data.unlabelled import unlabelled_digest
@@ -164,3 +165,33 @@ class Chain:
         self.result.metrics[key] = dict(run.data.metrics)
         self.result.learned_nothing[key] = run.data.tags.get(LEARNED_NOTHING_TAG) == "true"
         return run
+
+
+def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[str, Any]]:
+    """The parameters of each kind of child, from the chain config and its profile (epochs and
+    learning rate for `backbone`)."""
+    profile = config.settings
+    data = {"data_dir": config.data_dir, "cache_dir": config.cache_dir, "max_beats": profile.max_beats}
+    supervised = {
+        "dataset": config.dataset,
+        "split": config.split,
+        "context": config.chosen("context"),
+        "class_weight": config.chosen("class_weight"),
+        "batch_size": profile.batch_size,
+        "patience": profile.patience,
+        "min_epochs": profile.min_epochs,
+        "seed": config.seed,
+        **data,
+    }
+    return {
+        # Pretraining always reads MIT; on MIT it must use the same split so it never sees the test beats.
+        "pretrain": {
+            "epochs": profile.epochs("pretrain", backbone),
+            "batch_size": profile.batch_size,
+            "seed": config.seed,
+            "split": config.split if config.dataset == PRETRAIN_DATASET else "intra",
+            **data,
+        },
+        "transfer": {"epochs": profile.epochs("transfer", backbone), **profile.optimiser(backbone), **supervised},
+        "ensemble": {"epochs": profile.ensemble_epochs, **supervised},
+    }

@@ -21,8 +21,7 @@ import pandas as pd
 
 from ecg_mlflow.config import LabelEfficiencyConfig, MainConfig
 from ecg_mlflow.params import flatten_config
-from ecg_mlflow.steps.children import run_entry_point
-from ecg_mlflow.steps.main import chain_parameters
+from ecg_mlflow.steps.children import chain_parameters, run_entry_point
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.steps.supervised import LEARNED_NOTHING_TAG
 from ecg_mlflow.tracking.runs import experiment_name, step_run

@@ -17,50 +17,20 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import mlflow
 
-from ecg_mlflow.config import PRETRAIN_DATASET, MainConfig
+from ecg_mlflow.config import MainConfig
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.params import flatten_config
-from ecg_mlflow.steps.children import Chain, MainResult, parent_metric
+from ecg_mlflow.steps import main_patientwise
+from ecg_mlflow.steps.children import Chain, MainResult, chain_parameters, parent_metric
 from ecg_mlflow.steps.progress import Progress
 from ecg_mlflow.tracking.runs import experiment_name, step_run
 
 log = logging.getLogger(__name__)
 
 STEP = "main"
-
-
-def chain_parameters(config: MainConfig, backbone: str = "") -> dict[str, dict[str, Any]]:
-    """The parameters of each kind of child, from the chain config and its profile (epochs and
-    learning rate for `backbone`)."""
-    profile = config.settings
-    data = {"data_dir": config.data_dir, "cache_dir": config.cache_dir, "max_beats": profile.max_beats}
-    supervised = {
-        "dataset": config.dataset,
-        "split": config.split,
-        "context": config.chosen("context"),
-        "class_weight": config.chosen("class_weight"),
-        "batch_size": profile.batch_size,
-        "patience": profile.patience,
-        "min_epochs": profile.min_epochs,
-        "seed": config.seed,
-        **data,
-    }
-    return {
-        # Pretraining always reads MIT; on MIT it must use the same split so it never sees the test beats.
-        "pretrain": {
-            "epochs": profile.epochs("pretrain", backbone),
-            "batch_size": profile.batch_size,
-            "seed": config.seed,
-            "split": config.split if config.dataset == PRETRAIN_DATASET else "intra",
-            **data,
-        },
-        "transfer": {"epochs": profile.epochs("transfer", backbone), **profile.optimiser(backbone), **supervised},
-        "ensemble": {"epochs": profile.ensemble_epochs, **supervised},
-    }
 
 
 def paper_chain(config: MainConfig, chain: Chain) -> str:
@@ -97,8 +67,6 @@ class Protocol:
 
 def protocols() -> dict[str, Protocol]:
     """The chain of each split, declared once: the paper's study (intra), the patient-wise one (inter)."""
-    from ecg_mlflow.steps import main_patientwise
-
     return {
         "intra": Protocol(paper_chain, paper_chain_steps),
         "inter": Protocol(main_patientwise.patientwise_chain, main_patientwise.chain_steps),

@@ -14,8 +14,7 @@ from typing import Any
 
 from ecg_mlflow.config import MainConfig
 from ecg_mlflow.profiles import PATIENTWISE
-from ecg_mlflow.steps.children import Chain, MainResult
-from ecg_mlflow.steps.main import chain_parameters
+from ecg_mlflow.steps.children import Chain, MainResult, chain_parameters
 
 # Figures of the patient-wise table: what chose (CV), then the test records, then the external database.
 COLUMNS = {

@@ -33,13 +33,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ecg_mlflow.data.cache import write_atomically
 from ecg_mlflow.errors import UsageError, UserError
-
-if TYPE_CHECKING:
-    from ecg_mlflow.tracking.server import ServerState
 
 AUTH_DIR = "auth"
 CREDENTIALS = "credentials"
@@ -48,6 +45,19 @@ USERS_DB = "users.db"
 ADMIN = "admin"
 DEFAULT_PERMISSION = "READ"
 MEMBER_GRANTS = (("experiment", "EDIT"), ("registered_model", "EDIT"))  # on "*": every one, present and future
+
+
+class RunningServer(Protocol):
+    """What adding a user needs of the running server (server.ServerState has it; this module does not import
+    server.py, which imports this one)."""
+
+    @property
+    def tracking_uri(self) -> str: ...
+
+    @property
+    def auth(self) -> bool: ...
+
+
 CREATE_USER = "/api/2.0/mlflow/users/create"  # MLflow's auth REST API (mlflow/server/auth/routes.py)
 GRANT_PERMISSION = "/api/3.0/mlflow/users/permissions/grant"
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -153,7 +163,7 @@ def _post(folder: Path, url: str, payload: dict) -> str | None:
         return f"unreachable ({error})"
 
 
-def add_user(folder: Path, state: ServerState | None, name: str, read_only: bool) -> str:
+def add_user(folder: Path, state: RunningServer | None, name: str, read_only: bool) -> str:
     """Create `name` on the running server `state` (as the admin), grant a member EDIT, keep the password;
     return it. The password is stored before the user is created, so a crash in between never leaves a
     user whose password nobody has; a refused creation takes it out again.

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from ecg_mlflow.config import ConfigError, LabelEfficiencyConfig
 from ecg_mlflow.models.catalog import BACKBONES
 from ecg_mlflow.params import config_from_params
+from ecg_mlflow.steps.children import chain_parameters
 from ecg_mlflow.steps.label_efficiency import as_chain, markdown_table, plot_curves, study_points, summarise
-from ecg_mlflow.steps.main import chain_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 # As the "done when" runs it: a backbone, the paper profile cut to 1 epoch a step, a few beats.

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import mlflow
 import mlflow.data
-from mlflow.exceptions import MlflowException
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
 from ecg_mlflow.data.cache import stable_hash
 from ecg_mlflow.data.dataset import SPLIT_NAMES, BeatDataset
 from ecg_mlflow.data.sealed import TEST_SPLIT_TAG, open_splits, seal_tag
+from ecg_mlflow.tracking.first_writes import write_once
 from ecg_mlflow.tracking.provenance import DATA_DIGEST_TAG, data_digest
 
-LOG_INPUT_ATTEMPTS = 3
-DUPLICATE_WORDS = ("UniqueViolation", "duplicate key", "IntegrityError", "UNIQUE constraint")
 CONTEXT_SPLITS: dict[str, str] = {"train": "train", "training": "train", "test": "test", "testing": "test"}
 CONTEXT_SPLITS |= dict.fromkeys(("val", "validation", "eval"), "val")
 
@@ -36,14 +33,7 @@ def log_dataset_input(ds: BeatDataset, context: str = "train") -> mlflow.data.da
     tags = {"ecg_mlflow.split": split, "ecg_mlflow.dataset_digest": ds.digest, "ecg_mlflow.beats": str(len(y))}
     mlflow.set_tag(DATA_DIGEST_TAG, data_digest(ds.digest))  # what reuse compares (tracking/provenance.py)
     # MLflow checks for the row, then inserts it: of two workers at once one hits a duplicate key; again, it finds it.
-    Retrying(
-        stop=stop_after_attempt(LOG_INPUT_ATTEMPTS),
-        wait=wait_incrementing(start=0.2, increment=0.2),
-        retry=retry_if_exception(
-            lambda e: isinstance(e, MlflowException) and any(w in str(e) for w in DUPLICATE_WORDS)
-        ),
-        reraise=True,
-    )(mlflow.log_input, dataset, context=context, tags=tags)
+    write_once(mlflow.log_input, dataset, context=context, tags=tags)
     return dataset
 
 

@@ -18,6 +18,8 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
+from ecg_mlflow.tracking.first_writes import write_once
+
 CURRENT_ALIAS = "current"
 SCRATCH_ALIAS = "scratch"
 
@@ -92,7 +94,7 @@ def register_with_alias(model_uri: str, name: str, alias: str, tags: dict[str, s
     """Register `model_uri` as a new version of `name` and move `alias` to it; describe the model once."""
     version = mlflow.register_model(model_uri, name, tags=tags)
     client = MlflowClient()
-    client.set_registered_model_alias(name, alias, version.version)
+    write_once(client.set_registered_model_alias, name, alias, version.version)  # two runs registering at once
     if not client.get_registered_model(name).description:
         client.update_registered_model(name, description=registered_model_description(name))
     return version

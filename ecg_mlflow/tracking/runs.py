@@ -26,6 +26,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.processes import process_identity, process_is_dead, terminate_as_interrupt
+from ecg_mlflow.tracking.first_writes import write_once
 from ecg_mlflow.tracking.provenance import tag_code_state
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,11 @@ def ensure_experiment(name: str | None = None) -> None:
 
 
 def mark_classic_ml(experiment_id: str) -> None:
-    """Tag the experiment so MLflow 3's UI opens it on the runs table, unless it already says what it is."""
+    """Tag the experiment so MLflow 3's UI opens it on the runs table, unless it already says what it is. Every
+    worker's first run does this at once on a fresh experiment: the loser of that race finds the tag (write_once)."""
     client = MlflowClient()
     if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
+        write_once(client.set_experiment_tag, experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
 
 
 REGISTERED_TAG = "ecg_mlflow.registered"  # "<registered model>/<version>" the run registered

@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from ecg_mlflow.errors import UserError
+from ecg_mlflow.tracking.runs import mark_classic_ml
 from ecg_mlflow.processes import process_identity, process_is_dead
 from ecg_mlflow.tuning.mlflow_runs import (
     RUN_STATUS,
@@ -258,8 +259,9 @@ def run_study(
     with contextlib.suppress(Exception):
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("study_file", spec.path)
-    with handle.lock():  # two workers creating a fresh sqlite MLflow store (or the experiment) at once collide
+    with handle.lock():  # the experiment and its first writes once, under the study's lock, not by every worker
         exp = mlflow.set_experiment(experiment or f"tune-{spec.name}")
+        mark_classic_ml(exp.experiment_id)
     fail_abandoned_trials(study, handle)
     close_orphaned_runs(study)
     parent = _start_parent_run(spec, handle, n_trials, timeout)

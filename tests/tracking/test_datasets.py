@@ -8,7 +8,7 @@ from mlflow.exceptions import MlflowException
 
 from ecg_mlflow.config import DataConfig
 from ecg_mlflow.data.dataset import load_dataset
-from ecg_mlflow.tracking import datasets
+from ecg_mlflow.tracking import datasets, first_writes
 from ecg_mlflow.tracking.datasets import log_dataset_input, split_digest
 
 
@@ -50,7 +50,7 @@ def test_a_duplicate_key_is_tried_again_other_errors_are_not(synthetic_mitdb, tm
         log_dataset_input(ds, context="train")
     assert len(calls) == 2  # the duplicate was tried again, the other error was raised at once
     with mlflow.start_run():
-        errors[:] = [MlflowException("UNIQUE constraint failed")] * 3
+        errors[:] = [MlflowException("UNIQUE constraint failed")] * first_writes.ATTEMPTS
         with pytest.raises(MlflowException, match="UNIQUE"):
             log_dataset_input(ds, context="train")
-    assert len(calls) == 2 + datasets.LOG_INPUT_ATTEMPTS
+    assert len(calls) == 2 + first_writes.ATTEMPTS

@@ -109,6 +109,17 @@ GraceOption = Annotated[
         show_default=False,
     ),
 ]
+OutageOption = Annotated[
+    float | None,
+    typer.Option(
+        "--outage-limit",
+        min=1,
+        help="Seconds a worker waits for the Optuna storage or the MLflow server while it is away (a restart), "
+        "with backoff and one line per outage; past it the worker stops, saying how to resume "
+        "(default: $ECG_OUTAGE_LIMIT or 300).",
+        show_default=False,
+    ),
+]
 
 
 WorkersOption = Annotated[
@@ -135,7 +146,15 @@ def _run_local_workers(workers: int, options: dict[str, Any]) -> None:
     command = [sys.executable, "-m", "ecg_mlflow", "tune", "run", options["study_file"]]
     if options["storage"]:
         command += ["--storage", options["storage"]]
-    for name in ("n_trials", "timeout", "study_name", "experiment", "heartbeat_interval", "grace_period"):
+    for name in (
+        "n_trials",
+        "timeout",
+        "study_name",
+        "experiment",
+        "heartbeat_interval",
+        "grace_period",
+        "outage_limit",
+    ):
         if options[name] is not None:
             command += [f"--{name.replace('_', '-')}", str(options[name])]
     for item in options["set_"] or []:
@@ -154,13 +173,14 @@ def run_command(
     experiment: ExperimentOption = None,
     heartbeat_interval: HeartbeatOption = 30,
     grace_period: GraceOption = None,
+    outage_limit: OutageOption = None,
     workers: WorkersOption = 1,
 ) -> None:
     """Run trials of STUDY_FILE until the study holds N trials; start it again (or in parallel) to resume."""
     if workers > 1:
         options = dict(study_file=study_file, n_trials=n_trials, timeout=timeout, storage=storage, set_=set_,
                        study_name=study_name, experiment=experiment, heartbeat_interval=heartbeat_interval,
-                       grace_period=grace_period)  # fmt: skip
+                       grace_period=grace_period, outage_limit=outage_limit)  # fmt: skip
         _run_local_workers(workers, options)
     with _errors():
         from ecg_mlflow.tuning.runner import run_study
@@ -181,6 +201,7 @@ def run_command(
             experiment=experiment,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
+            outage_limit_s=outage_limit,
         )
         _print_summary(summary, spec.metric)
 

@@ -31,8 +31,14 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from ecg_mlflow.errors import UserError
-from ecg_mlflow.tracking.runs import mark_classic_ml
 from ecg_mlflow.processes import process_identity, process_is_dead
+from ecg_mlflow.tracking.outages import (
+    ServerLost,
+    budget_mlflow_retries,
+    mlflow_server_lost,
+    outage_limit,
+)
+from ecg_mlflow.tracking.runs import mark_classic_ml
 from ecg_mlflow.tuning.mlflow_runs import (
     RUN_STATUS,
     TAG_FAIL_REASON,
@@ -42,13 +48,24 @@ from ecg_mlflow.tuning.mlflow_runs import (
     TAG_STUDY,
     TAG_TRIAL,
     TAG_WORKER,
+    RunSummary,
+    TrialOutcome,
+    abandon_runs,
     close_orphaned_runs,
     end_runs_above,
+    finish_parent_run,
+    start_parent_run,
 )
 from ecg_mlflow.tuning.objective import Evaluate, PruningReporter, TrialContext, evaluate_steps
-from ecg_mlflow.tuning.report import log_study_report
 from ecg_mlflow.tuning.spec import StudySpec
-from ecg_mlflow.tuning.storage import SQLITE_WARNING, WORKER_ATTR, StorageHandle, fail_abandoned_trials, open_storage
+from ecg_mlflow.tuning.storage import (
+    RESUME,
+    SQLITE_WARNING,
+    WORKER_ATTR,
+    StorageHandle,
+    fail_abandoned_trials,
+    open_storage,
+)
 
 _logger = optuna.logging.get_logger("optuna.ecg_mlflow.tuning")
 MAX_CONSECUTIVE_FAILURES = 3  # a worker stops after this many trials in a row failed
@@ -72,30 +89,6 @@ def _without_traceback(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("optuna.study._optimize").addFilter(_without_traceback)  # the logger of Optuna's trial loop
-
-
-@dataclass
-class TrialOutcome:
-    number: int
-    state: str
-    value: float | None
-    mlflow_run_id: str
-    error: str = ""
-
-
-@dataclass
-class RunSummary:
-    study_name: str
-    storage: str
-    experiment_id: str
-    parent_run_id: str
-    n_trials: int
-    trials: list[TrialOutcome] = field(default_factory=list)
-    recovered: list[int] = field(default_factory=list)
-    total: int = 0
-    best_value: float | None = None
-    best_trial: int | None = None
-    stopped: str = ""
 
 
 def create_or_load_study(spec: StudySpec, handle: StorageHandle) -> optuna.Study:
@@ -130,6 +123,7 @@ class _TrialLoop:
     evaluate: Evaluate
     summary: RunSummary
     timeout: float | None
+    outage_limit: float
     started: float = field(default_factory=time.monotonic)
     ctx: TrialContext | None = None  # of the trial running now
     failures: int = 0
@@ -145,6 +139,16 @@ class _TrialLoop:
         if self.timeout is not None and time.monotonic() - self.started >= self.timeout:
             self.summary.stopped = f"timeout ({self.timeout:g}s)"
             return False
+        if (watch := self.handle.watch) is None:
+            return self._reserve_locked()
+
+        def under_a_live_lock() -> bool:  # a lock that died with its connection is taken again, and the count with it
+            with watch.strict():
+                return self._reserve_locked()
+
+        return watch.call(under_a_live_lock)
+
+    def _reserve_locked(self) -> bool:
         with self.handle.lock():
             trials = self.study.get_trials(deepcopy=False)
             for orphan in trials:  # Optuna's next `ask` pops the oldest WAITING trial: this one or a newer
@@ -193,7 +197,11 @@ class _TrialLoop:
         except optuna.TrialPruned as exc:
             trial.set_user_attr("pruned_reason", str(exc)[:2000])
             raise
+        except ServerLost:  # not TrialFailed: Optuna fails the trial if it can, and the worker stops (run_study)
+            raise
         except Exception as exc:
+            if lost := mlflow_server_lost(exc, self.outage_limit, RESUME):
+                raise lost from None
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("fail_reason", error[:2000])
             with contextlib.suppress(Exception):  # the trial's outcome matters more than its log
@@ -248,13 +256,17 @@ def run_study(
     evaluate: Evaluate | None = None,
     heartbeat_interval: int = 30,
     grace_period: int | None = None,
+    outage_limit_s: float | None = None,
 ) -> RunSummary:
-    """Run trials until the study holds n_trials trials (see the module doc), or timeout seconds passed."""
+    """Run trials until the study holds n_trials trials (see the module doc), or timeout seconds passed. A server
+    away for up to `outage_limit_s` (tracking/outages.py) is waited for; past it the worker stops with ServerLost."""
     if n_trials < 1:
         raise TuningError(f"--n-trials {n_trials} must be >= 1")
     if timeout is not None and timeout <= 0:
         raise TuningError(f"--timeout {timeout} must be > 0 seconds")
-    handle = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    limit = outage_limit(outage_limit_s)
+    budget_mlflow_retries(limit)
+    handle = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period, outage_limit=limit)
     study = create_or_load_study(spec, handle)
     with contextlib.suppress(Exception):
         study.set_user_attr("spec", spec.to_dict())
@@ -264,54 +276,27 @@ def run_study(
         mark_classic_ml(exp.experiment_id)
     fail_abandoned_trials(study, handle)
     close_orphaned_runs(study)
-    parent = _start_parent_run(spec, handle, n_trials, timeout)
+    parent = start_parent_run(spec, handle, n_trials, timeout)
     summary = RunSummary(spec.name, handle.display, exp.experiment_id, parent.info.run_id, n_trials)
     summary.recovered = list(handle.abandoned)
-    loop = _TrialLoop(study, spec, handle, evaluate or evaluate_steps, summary, timeout)
-    status = "FAILED"
+    loop = _TrialLoop(study, spec, handle, evaluate or evaluate_steps, summary, timeout, limit)
+    status, lost = "FAILED", None
     try:
         if loop.reserve():
             study.optimize(loop.objective, callbacks=[loop], catch=(TrialFailed,))
         status = "FINISHED"
     except Exception as exc:
         _explain_locked_database(exc, handle)
+        if lost := mlflow_server_lost(exc, limit, RESUME):  # (Optuna may raise another error while handling it)
+            raise lost from None
         raise
     except BaseException:  # Ctrl-C, SystemExit
         status = "KILLED"
         raise
     finally:
-        end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback
-        _finish_parent(study, summary, status)
+        if lost is not None:
+            abandon_runs()
+        else:
+            end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback
+            finish_parent_run(study, summary, status)
     return summary
-
-
-def _start_parent_run(spec: StudySpec, handle: StorageHandle, n_trials: int, timeout: float | None) -> mlflow.ActiveRun:
-    """This worker's parent run: the study's settings as params, the spec as study.yaml."""
-    tags = {TAG_KIND: "tune", TAG_STUDY: spec.name, TAG_STORAGE: handle.display, TAG_WORKER: process_identity()}
-    parent = mlflow.start_run(run_name=f"tune-{spec.name}", nested=mlflow.active_run() is not None, tags=tags)
-    settings = {"study_name": spec.name, "n_trials": n_trials, "timeout": timeout or "", "storage": handle.display}
-    settings |= {"steps": ",".join(spec.steps), "metric": spec.metric, "direction": spec.direction}
-    mlflow.log_params({**settings, "study_file": spec.path or ""})
-    with contextlib.suppress(Exception):
-        mlflow.log_dict(spec.to_dict(), "study.yaml")
-    return parent
-
-
-def _finish_parent(study: optuna.Study, summary: RunSummary, status: str) -> None:
-    """The study's counts and best value on the parent run, the study report, then end the run."""
-    with contextlib.suppress(Exception):
-        trials = study.get_trials(deepcopy=False)
-        summary.total = len(trials)
-        counts = {s: sum(t.state == s for t in trials) for s in (*RUN_STATUS, TrialState.RUNNING)}
-        mlflow.log_metrics({f"trials_{s.name.lower()}": n for s, n in counts.items()})
-        mlflow.log_metric("trials_this_worker", len(summary.trials))
-        best = study.best_trial  # ValueError (suppressed) without a COMPLETE trial
-        summary.best_value, summary.best_trial = best.value, best.number
-        mlflow.log_metric("best_value", best.value)
-        mlflow.set_tag("optuna.best_trial", str(best.number))
-    try:
-        log_study_report(study)
-    except Exception as error:  # a report that cannot be drawn must not fail the study
-        _logger.warning(f"no study report on the parent run: {type(error).__name__}: {error}")
-    with contextlib.suppress(Exception):
-        mlflow.end_run(status=status)

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.processes import process_is_dead
+from ecg_mlflow.tracking.outages import ServerWatch
 
 if TYPE_CHECKING:  # optuna is imported when a storage is opened, not by `ecg-mlflow --help`
     import optuna
@@ -43,6 +44,9 @@ SQLITE_WARNING = (
 )
 
 
+RESUME = "start the same `ecg-mlflow tune run` command again: the study resumes where it stopped"
+
+
 class StorageError(UserError, RuntimeError):
     """A storage URL that cannot be opened; the message says why and what to use instead."""
 
@@ -55,6 +59,8 @@ class StorageHandle:
     path: Path | None  # the file behind sqlite/journal storages
     # Numbers of the trials failed because their worker died (by Optuna's heartbeat or by us).
     abandoned: list[int] = field(default_factory=list)
+    # A database server's outages, waited out (opened with an outage limit; tuning/resilient_storage.py).
+    watch: ServerWatch | None = None
 
     @property
     def display(self) -> str:
@@ -133,10 +139,15 @@ def _file_path(url: str, kind: str) -> Path | None:
 
 
 def open_storage(
-    url: str | None = None, *, heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL, grace_period: int | None = None
+    url: str | None = None,
+    *,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: int | None = None,
+    outage_limit: float | None = None,
 ) -> StorageHandle:
     """URL -> an Optuna storage, creating the file's folder; StorageError with advice on failure.
-    RDB storages get Optuna's heartbeat (grace period: 4 x the interval unless given)."""
+    RDB storages get Optuna's heartbeat (grace period: 4 x the interval unless given). With `outage_limit`, a
+    database server's storage waits out an outage of up to that many seconds (tuning/resilient_storage.py)."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
@@ -166,7 +177,8 @@ def open_storage(
             handle.storage = RDBStorage(
                 url,
                 # SQLite: wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
-                engine_kwargs={"connect_args": {"timeout": 30}} if kind == "sqlite" else {},
+                # A server's pooled connections are tested before use: after a restart the first call reconnects.
+                engine_kwargs={"connect_args": {"timeout": 30}} if kind == "sqlite" else {"pool_pre_ping": True},
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace,
                 heartbeat_stale_trial_callback=lambda _, trial: handle.abandoned.append(trial.number),
@@ -175,6 +187,13 @@ def open_storage(
         raise StorageError(f"no database driver for {redact(url)}: {exc}") from None
     except Exception as exc:  # SQLAlchemy errors: bad URL, unreachable server, bad credentials
         raise StorageError(f"cannot open storage {redact(url)}: {type(exc).__name__}: {exc}") from None
+    if outage_limit is not None and kind == "rdb":
+        from optuna.storages import _CachedStorage  # what Optuna itself wraps an RDBStorage in
+
+        from ecg_mlflow.tuning.resilient_storage import ResilientStorage
+
+        handle.watch = ServerWatch(f"the Optuna storage {handle.display}", outage_limit, RESUME)
+        handle.storage = ResilientStorage(_CachedStorage(handle.storage), handle.watch, grace)
     return handle
 
 

@@ -1,0 +1,228 @@
+"""A server that goes away for a while (a restart, an upgrade, an out-of-memory kill) is waited for, not a crash.
+
+A worker talks to two servers: the Optuna storage (PostgreSQL) and the MLflow tracking server. While either is away
+the worker waits with exponential backoff up to a limit (--outage-limit, $ECG_OUTAGE_LIMIT, 300 s by default), says
+so in one line per outage, and goes on where it was when the server is back. Past the limit it stops with one line
+(`ServerLost`) naming the server and how to resume.
+
+- The Optuna storage: every call goes through `ServerWatch.call`, a tenacity retry on the errors that mean "the
+  database is not there" (a refused or dropped connection, an administrator shutdown), never on the others
+  (a constraint, a bad query): those are raised at once.
+- The MLflow tracking server: MLflow's REST client already retries every request with exponential backoff (urllib3's
+  Retry, `MLFLOW_HTTP_REQUEST_MAX_RETRIES` / `_BACKOFF_FACTOR`). Wrapping each MLflow call of every step in a
+  second retry would multiply the waits, so `budget_mlflow_retries` sets MLflow's own budget from the same limit,
+  and `OneLinePerOutage` turns urllib3's warning per retry into one line per outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
+from ecg_mlflow.errors import UserError
+
+ENV_OUTAGE_LIMIT = "ECG_OUTAGE_LIMIT"
+DEFAULT_OUTAGE_LIMIT = 300.0  # s: a server restart or an upgrade, not a lost machine
+MAX_WAIT = 10.0  # s between two attempts at most: a server that is back is found within this
+# MLflow's own retry (urllib3): the waits are factor * 2**(n-1) s, at most 120 s each; MLflow allows 10 retries.
+MLFLOW_MAX_RETRIES, URLLIB3_BACKOFF_MAX = 10, 120.0
+
+log = logging.getLogger("ecg_mlflow.outages")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ServerLost(UserError, RuntimeError):
+    """A server stayed away longer than the outage limit: the worker stops and says how to resume."""
+
+
+def outage_limit(limit: float | None = None) -> float:
+    """--outage-limit wins, then $ECG_OUTAGE_LIMIT, then DEFAULT_OUTAGE_LIMIT (seconds, > 0)."""
+    value = limit if limit is not None else float(os.environ.get(ENV_OUTAGE_LIMIT) or DEFAULT_OUTAGE_LIMIT)
+    if not value > 0:
+        raise UserError(f"outage limit {value:g} s must be > 0 (--outage-limit or ${ENV_OUTAGE_LIMIT})")
+    return value
+
+
+def is_server_away(error: BaseException) -> bool:
+    """The database is not there: a connection refused, dropped or shut down by an administrator, anywhere in the
+    error's chain (Optuna wraps SQLAlchemy's errors in its own)."""
+    import sqlalchemy.exc
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError | ConnectionError):
+            return True
+        if type(seen).__module__.startswith("psycopg") and type(seen).__name__ in ("OperationalError", "AdminShutdown"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass
+class ServerWatch:
+    """Calls to one server, waited out while it is away; one line per outage, whichever thread meets it first."""
+
+    name: str  # what the lines call it: "the Optuna storage postgresql://postgres:***@host/optuna"
+    limit: float
+    resume: str = "run the same command again"
+    outages: list[float] = field(default_factory=list)  # seconds each past outage lasted
+    lost: ServerLost | None = None  # set when an outage outlasted the limit
+    _away_since: float | None = None
+    _back_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _strict: threading.local = field(default_factory=threading.local)
+
+    def call(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """function(*args, **kwargs), tried again while the server is away, for up to `limit` s of this outage.
+        Once lost, every call raises ServerLost at once: the worker is stopping, and must not wait again per call."""
+        if self.lost is not None:
+            raise self.lost
+        if getattr(self._strict, "on", False):
+            return function(*args, **kwargs)
+        retrying = Retrying(
+            retry=retry_if_exception(is_server_away),
+            wait=wait_exponential_jitter(initial=0.5, max=MAX_WAIT),
+            stop=stop_after_delay(self.limit),
+            before_sleep=self._away,
+            retry_error_callback=self._lost,
+        )
+        result = retrying(function, *args, **kwargs)
+        if self._away_since is not None:
+            self._back()
+        return result
+
+    @contextmanager
+    def strict(self) -> Iterator[None]:
+        """Calls in this thread raise at once while the server is away: for a block that must be retried whole
+        (a count under a lock that died with its connection must be taken again under a new one)."""
+        self._strict.on = True
+        try:
+            yield
+        finally:
+            self._strict.on = False
+
+    def _away(self, state: RetryCallState) -> None:
+        with self._lock:
+            if self._away_since is not None:
+                return
+            self._away_since = time.monotonic()
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(f"{self.name} is away ({_first_line(error)}); waiting up to {self.limit:g} s for it")
+
+    def _back(self) -> None:
+        with self._lock:
+            if self._away_since is not None:
+                self._back_at = time.monotonic()
+                self.outages.append(self._back_at - self._away_since)
+                self._away_since = None
+
+    def _lost(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self.lost = ServerLost(
+            f"lost {self.name}: away for more than {self.limit:g} s ({_first_line(error)}); "
+            f"when it is back, {self.resume}"
+        )
+        raise self.lost from error
+
+    def away_within(self, seconds: float) -> bool:
+        """True while the server is away, and for `seconds` after it came back."""
+        with self._lock:
+            return self._away_since is not None or (bool(self.outages) and time.monotonic() - self._back_at < seconds)
+
+
+def _first_line(error: BaseException | None) -> str:
+    if error is None:
+        return "no answer"
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return f"{type(root).__name__}: {str(root).strip().splitlines()[0] if str(root).strip() else ''}"[:200]
+
+
+def mlflow_retry_budget(limit: float) -> tuple[int, int]:
+    """(max_retries, backoff_factor) for MLflow's REST client so that its waits add up to at least `limit` s: the
+    smallest integer factor, then the fewest retries (urllib3 waits 0, 2f, 4f, ... s, each at most 120 s)."""
+    for factor in range(1, 1 + math.ceil(limit / URLLIB3_BACKOFF_MAX) + 1):
+        waited = 0.0
+        for retries in range(1, MLFLOW_MAX_RETRIES + 1):
+            waited += 0.0 if retries == 1 else min(URLLIB3_BACKOFF_MAX, factor * 2 ** (retries - 1))
+            if waited >= limit:
+                return retries, factor
+    return MLFLOW_MAX_RETRIES, math.ceil(limit / URLLIB3_BACKOFF_MAX)
+
+
+def budget_mlflow_retries(limit: float) -> None:
+    """Give MLflow's REST client (in this process and the step processes it starts) a retry budget of `limit` s,
+    and collapse urllib3's retry warnings into one line per outage."""
+    retries, factor = mlflow_retry_budget(limit)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(factor)
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(item, OneLinePerOutage) for item in pool_log.filters):
+        pool_log.addFilter(OneLinePerOutage(limit))
+
+
+MLFLOW_GAVE_UP = "Max retries exceeded"  # in MLflow's error once its REST client's retries are spent
+
+
+def mlflow_server_lost(error: BaseException, limit: float, resume: str) -> ServerLost | None:
+    """The ServerLost that `error` (or an error in its chain) means, if MLflow's client gave up on the server."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ServerLost):
+            return seen
+        if isinstance(seen, MlflowException) and MLFLOW_GAVE_UP in str(seen):
+            return ServerLost(
+                f"lost the MLflow tracking server {mlflow.get_tracking_uri()}: away for more than {limit:g} s; "
+                f"when it is back, {resume}"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def stop_waiting_for_mlflow() -> None:
+    """MLflow calls from now on are tried once: a worker that lost a server ends its runs if it can, without
+    waiting the whole limit again per call (MLflow reads this setting at every request)."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+
+
+class OneLinePerOutage(logging.Filter):
+    """urllib3 warns once per retry ("Retrying (Retry(total=6, ...)) after connection broken by ..."). The first
+    warning of an outage becomes one line naming the tracking server; later ones less than `limit` s apart are
+    dropped."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__()
+        self.limit = limit
+        self._last = self._started = -math.inf
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Retrying"):
+            return True
+        now, last = time.monotonic(), self._last
+        self._last = now
+        if now - last < self.limit:
+            if now - self._started > self.limit:  # this outage outlasted the limit: the worker is about to stop
+                stop_waiting_for_mlflow()
+            return False
+        self._started = now
+        import mlflow
+
+        record.msg = f"the MLflow tracking server {mlflow.get_tracking_uri()} is away; waiting up to {self.limit:g} s"
+        record.args = ()
+        return True

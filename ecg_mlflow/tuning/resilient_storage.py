@@ -1,0 +1,79 @@
+"""The Optuna storage of a team server, waited for while the database is away (tracking/outages.py).
+
+Optuna's RDBStorage raises on the first refused or dropped connection: in the trial loop that fails the trial or
+stops the worker, and in Optuna's heartbeat thread it kills the thread with a traceback, after which the trial looks
+dead to the other workers. `ResilientStorage` wraps the storage Optuna would use (its `_CachedStorage` over the
+RDBStorage) and passes every call through a `ServerWatch`: the heartbeat thread, the trial loop and our own calls
+wait out the same outage, and a trial goes on where it was.
+
+One Optuna rule needed changing: a RUNNING trial whose heartbeat is older than the grace period is failed as
+abandoned. After an outage every trial's last heartbeat is as old as the outage, though its worker is alive and
+about to beat again; failing it would throw away its work and later crash its worker ("Cannot tell a FAIL trial").
+So no trial is found stale while this worker saw the database away within the grace period, or while the database
+itself started less than a grace period ago (PostgreSQL's pg_postmaster_start_time): by then every live worker has
+recorded a heartbeat again, and a dead one is found a grace period later than it would have been.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+
+from ecg_mlflow.tracking.outages import ServerLost, ServerWatch
+
+
+class ResilientStorage(BaseStorage, BaseHeartbeat):
+    """Every method of `inner` (a BaseStorage with Optuna's heartbeat) through `watch`; see the module doc."""
+
+    def __init__(self, inner: Any, watch: ServerWatch, grace_period: float) -> None:
+        self.inner, self.watch, self.grace_period = inner, watch, grace_period
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """In Optuna's heartbeat thread: past the limit it ends quietly, as the worker's own next call reports the
+        lost server in one line (a thread's exception would print a traceback and tell nobody)."""
+        try:
+            self.watch.call(self.inner.record_heartbeat, trial_id)
+        except ServerLost:
+            return
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        if self.watch.away_within(self.grace_period) or self._database_started_within(self.grace_period):
+            return []
+        return self.watch.call(self.inner._get_stale_trial_ids, study_id)
+
+    def _database_started_within(self, seconds: float) -> bool:
+        """PostgreSQL restarted less than `seconds` ago (other databases: not known, False)."""
+        engine = getattr(getattr(self.inner, "_backend", self.inner), "engine", None)
+        if engine is None or engine.dialect.name != "postgresql":
+            return False
+        import sqlalchemy
+
+        query = sqlalchemy.text("SELECT EXTRACT(EPOCH FROM now() - pg_postmaster_start_time())")
+
+        def uptime() -> float:
+            with engine.connect() as connection:
+                return float(connection.execute(query).scalar_one())
+
+        return self.watch.call(uptime) < seconds
+
+
+def _through_watch(name: str) -> Callable[..., Any]:
+    def method(self: ResilientStorage, *args: Any, **kwargs: Any) -> Any:
+        return self.watch.call(getattr(self.inner, name), *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"`{name}` of the wrapped storage, waited for while the database is away."
+    return method
+
+
+# Every public method of Optuna's storage and heartbeat interfaces (abstract or not: the wrapped storage's own
+# versions are used, e.g. _CachedStorage's cached reads), unless defined above.
+for _name, _member in [*inspect.getmembers(BaseStorage), *inspect.getmembers(BaseHeartbeat)]:
+    if callable(_member) and not _name.startswith("_") and _name not in vars(ResilientStorage):
+        setattr(ResilientStorage, _name, _through_watch(_name))
+abc.update_abstractmethods(ResilientStorage)

@@ -36,7 +36,12 @@ MAX_WAIT = 10.0  # s between two attempts at most: a server that is back is foun
 # MLflow's own retry (urllib3): the waits are factor * 2**(n-1) s, at most 120 s each; MLflow allows 10 retries.
 MLFLOW_MAX_RETRIES, URLLIB3_BACKOFF_MAX = 10, 120.0
 
-log = logging.getLogger("ecg_mlflow.outages")
+log = logging.getLogger("ecg_mlflow.outages")  # one line per outage, on stderr, whatever else is configured
+if not log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.addHandler(_handler)
+    log.propagate = False
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -216,13 +221,13 @@ class OneLinePerOutage(logging.Filter):
             return True
         now, last = time.monotonic(), self._last
         self._last = now
-        if now - last < self.limit:
-            if now - self._started > self.limit:  # this outage outlasted the limit: the worker is about to stop
-                stop_waiting_for_mlflow()
-            return False
-        self._started = now
-        import mlflow
+        if now - last >= self.limit:  # a new outage
+            self._started = now
+            import mlflow
 
-        record.msg = f"the MLflow tracking server {mlflow.get_tracking_uri()} is away; waiting up to {self.limit:g} s"
-        record.args = ()
-        return True
+            log.warning(
+                f"the MLflow tracking server {mlflow.get_tracking_uri()} is away; waiting up to {self.limit:g} s"
+            )
+        elif now - self._started > self.limit:  # this outage outlasted the limit: the worker is about to stop
+            stop_waiting_for_mlflow()
+        return False  # urllib3's own line (a NullHandler drops it anyway, unless someone configured the root)

@@ -87,7 +87,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _service_user() -> pwd.struct_passwd | None:
+def service_user() -> pwd.struct_passwd | None:
     """None when we are not root; else the unprivileged user PostgreSQL runs as (created if missing)."""
     if os.geteuid() != 0:
         return None
@@ -234,7 +234,7 @@ def start(
             )
         return running
     previous = read_state(folder) or ServerState(host, 0, 0, 0)
-    user = _service_user()
+    user = service_user()
     password = init_cluster(folder, user)
     auth_env = auth.prepare(folder) if use_auth else {}
     pg_port = pg_port or previous.pg_port or free_port(host)
@@ -260,7 +260,7 @@ def stop(folder: Path) -> bool:
         write_atomically(folder / STATE_FILE, json.dumps(asdict(kept)))
     elif not (folder / "pgdata" / "postmaster.pid").is_file():
         return False
-    stop_postgres(folder, _service_user())
+    stop_postgres(folder, service_user())
     return True
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,17 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
                 return float(connection.execute(query).scalar_one())
 
         return self.watch.call(uptime) < seconds
+
+
+def _without_fallback_notice(record: logging.LogRecord) -> bool:
+    """Optuna's RDBStorage warns, with the whole SQL statement, that it falls back to a slower query when the first
+    one failed; when the database went away the slower one fails too, and the outage has its one line already."""
+    message = str(record.msg)
+    return not (message.startswith("Caught an error from sqlalchemy") and any(w in message for w in AWAY_WORDS))
+
+
+AWAY_WORDS = ("AdminShutdown", "OperationalError", "server closed the connection", "Connection refused")
+logging.getLogger("optuna.storages._rdb.storage").addFilter(_without_fallback_notice)
 
 
 def _through_watch(name: str) -> Callable[..., Any]:

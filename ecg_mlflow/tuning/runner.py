@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import secrets
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ from ecg_mlflow.tuning.storage import (
 )
 
 _logger = optuna.logging.get_logger("optuna.ecg_mlflow.tuning")
+RESERVATION_ATTR = "reservation"  # a WAITING trial's reservation token (_TrialLoop.reserve)
 MAX_CONSECUTIVE_FAILURES = 3  # a worker stops after this many trials in a row failed
 
 
@@ -82,8 +84,8 @@ class TrialFailed(Exception):
 
 def _without_traceback(record: logging.LogRecord) -> bool:
     """Optuna logs a failed trial with its traceback; the traceback is in the trial's MLflow run (error.txt),
-    so the worker's log keeps the one line that says which trial failed and why."""
-    if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+    so the worker's log keeps the one line that says which trial failed and why (a lost server: the worker's own)."""
+    if record.exc_info and isinstance(record.exc_info[1], TrialFailed | ServerLost):
         record.exc_info = None
     return True
 
@@ -139,18 +141,21 @@ class _TrialLoop:
         if self.timeout is not None and time.monotonic() - self.started >= self.timeout:
             self.summary.stopped = f"timeout ({self.timeout:g}s)"
             return False
+        token = secrets.token_hex(8)  # names this reservation, so an attempt cut off by an outage is not made twice
         if (watch := self.handle.watch) is None:
-            return self._reserve_locked()
+            return self._reserve_locked(token)
 
         def under_a_live_lock() -> bool:  # a lock that died with its connection is taken again, and the count with it
             with watch.strict():
-                return self._reserve_locked()
+                return self._reserve_locked(token)
 
         return watch.call(under_a_live_lock)
 
-    def _reserve_locked(self) -> bool:
+    def _reserve_locked(self, token: str) -> bool:
         with self.handle.lock():
             trials = self.study.get_trials(deepcopy=False)
+            if any(t.user_attrs.get(RESERVATION_ATTR) == token for t in trials):
+                return True  # an earlier attempt enqueued it, and then lost the database before it heard so
             for orphan in trials:  # Optuna's next `ask` pops the oldest WAITING trial: this one or a newer
                 if orphan.state == TrialState.WAITING and process_is_dead(orphan.user_attrs.get(WORKER_ATTR, "")):
                     self.handle.storage.set_trial_user_attr(orphan._trial_id, WORKER_ATTR, process_identity())
@@ -164,7 +169,7 @@ class _TrialLoop:
                 _logger.warning(f"Another worker is running trials on {self.handle.display}. {SQLITE_WARNING}")
             # A seed per trial number: reproducible in one worker, never shared by two workers.
             self.study.sampler = self.spec.sampler.build(seed_offset=len(trials))
-            self.study.enqueue_trial({}, user_attrs={WORKER_ATTR: process_identity()})
+            self.study.enqueue_trial({}, user_attrs={WORKER_ATTR: process_identity(), RESERVATION_ATTR: token})
         return True
 
     def objective(self, trial: optuna.Trial) -> float:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,8 +54,11 @@ class ServerLost(UserError, RuntimeError):
 def outage_limit(limit: float | None = None) -> float:
     """--outage-limit wins, then $ECG_OUTAGE_LIMIT, then DEFAULT_OUTAGE_LIMIT (seconds, > 0)."""
     value = limit if limit is not None else float(os.environ.get(ENV_OUTAGE_LIMIT) or DEFAULT_OUTAGE_LIMIT)
-    if not value > 0:
-        raise UserError(f"outage limit {value:g} s must be > 0 (--outage-limit or ${ENV_OUTAGE_LIMIT})")
+    if not 0 < value <= MAX_OUTAGE_LIMIT:
+        raise UserError(
+            f"outage limit {value:g} s must be > 0 and at most {MAX_OUTAGE_LIMIT:g} s, what MLflow's client can wait "
+            f"(--outage-limit or ${ENV_OUTAGE_LIMIT})"
+        )
     return value
 
 
@@ -159,13 +163,23 @@ def _first_line(error: BaseException | None) -> str:
 def mlflow_retry_budget(limit: float) -> tuple[int, int]:
     """(max_retries, backoff_factor) for MLflow's REST client so that its waits add up to at least `limit` s: the
     smallest integer factor, then the fewest retries (urllib3 waits 0, 2f, 4f, ... s, each at most 120 s)."""
-    for factor in range(1, 1 + math.ceil(limit / URLLIB3_BACKOFF_MAX) + 1):
-        waited = 0.0
+    for factor in range(1, math.ceil(URLLIB3_BACKOFF_MAX / 2) + 1):  # from 60 on, every wait is the 120 s cap
+        waits = mlflow_waits(MLFLOW_MAX_RETRIES, factor)
         for retries in range(1, MLFLOW_MAX_RETRIES + 1):
-            waited += 0.0 if retries == 1 else min(URLLIB3_BACKOFF_MAX, factor * 2 ** (retries - 1))
-            if waited >= limit:
+            if sum(waits[:retries]) >= limit:
                 return retries, factor
-    return MLFLOW_MAX_RETRIES, math.ceil(limit / URLLIB3_BACKOFF_MAX)
+    raise UserError(
+        f"outage limit {limit:g} s is longer than MLflow's client can wait ({MAX_OUTAGE_LIMIT:g} s: "
+        f"{MLFLOW_MAX_RETRIES} retries, {URLLIB3_BACKOFF_MAX:g} s apart at most); use a shorter --outage-limit"
+    )
+
+
+def mlflow_waits(retries: int, factor: int) -> list[float]:
+    """The seconds urllib3 sleeps before each of `retries` retries (the first at once)."""
+    return [0.0 if n == 1 else min(URLLIB3_BACKOFF_MAX, factor * 2.0 ** (n - 1)) for n in range(1, retries + 1)]
+
+
+MAX_OUTAGE_LIMIT = (MLFLOW_MAX_RETRIES - 1) * URLLIB3_BACKOFF_MAX
 
 
 def budget_mlflow_retries(limit: float) -> None:
@@ -175,8 +189,9 @@ def budget_mlflow_retries(limit: float) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(factor)
     pool_log = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(item, OneLinePerOutage) for item in pool_log.filters):
-        pool_log.addFilter(OneLinePerOutage(limit))
+    for old in [item for item in pool_log.filters if isinstance(item, OneLinePerOutage)]:
+        pool_log.removeFilter(old)
+    pool_log.addFilter(OneLinePerOutage(limit, gap=max(mlflow_waits(retries, factor)) + MAX_WAIT))
 
 
 MLFLOW_GAVE_UP = "Max retries exceeded"  # in MLflow's error once its REST client's retries are spent
@@ -192,8 +207,10 @@ def mlflow_server_lost(error: BaseException, limit: float, resume: str) -> Serve
         if isinstance(seen, ServerLost):
             return seen
         if isinstance(seen, MlflowException) and MLFLOW_GAVE_UP in str(seen):
+            asked = re.search(r"API request to (\S+?)/api/", str(seen))
             return ServerLost(
-                f"lost the MLflow tracking server {mlflow.get_tracking_uri()}: away for more than {limit:g} s; "
+                f"lost the MLflow tracking server {asked[1] if asked else mlflow.get_tracking_uri()}: "
+                f"away for more than {limit:g} s; "
                 f"when it is back, {resume}"
             )
         seen = seen.__cause__ or seen.__context__
@@ -207,13 +224,13 @@ def stop_waiting_for_mlflow() -> None:
 
 
 class OneLinePerOutage(logging.Filter):
-    """urllib3 warns once per retry ("Retrying (Retry(total=6, ...)) after connection broken by ..."). The first
-    warning of an outage becomes one line naming the tracking server; later ones less than `limit` s apart are
-    dropped."""
+    """urllib3 warns once per retry ("Retrying (Retry(total=6, ...)) after connection broken by ..."), to a logger
+    nobody prints. The first warning of an outage becomes one line naming the tracking server; warnings less than
+    `gap` s apart (the longest wait between two retries) belong to the same outage."""
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, gap: float) -> None:
         super().__init__()
-        self.limit = limit
+        self.limit, self.gap = limit, gap
         self._last = self._started = -math.inf
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -221,13 +238,12 @@ class OneLinePerOutage(logging.Filter):
             return True
         now, last = time.monotonic(), self._last
         self._last = now
-        if now - last >= self.limit:  # a new outage
+        if now - last >= self.gap:  # a new outage
             self._started = now
             import mlflow
 
-            log.warning(
-                f"the MLflow tracking server {mlflow.get_tracking_uri()} is away; waiting up to {self.limit:g} s"
-            )
+            server = mlflow.get_tracking_uri()
+            log.warning(f"the MLflow tracking server {server} is away; waiting up to {self.limit:g} s for it")
         elif now - self._started > self.limit:  # this outage outlasted the limit: the worker is about to stop
             stop_waiting_for_mlflow()
-        return False  # urllib3's own line (a NullHandler drops it anyway, unless someone configured the root)
+        return False

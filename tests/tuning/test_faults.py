@@ -33,7 +33,7 @@ from .test_workers import start_worker
 
 N_TRIALS, WORKERS = 9, 3
 TOY = {"TOY_SLEEP": "1.5", "TOY_HEARTBEAT": "1", "TOY_GRACE": "5"}  # a trial: 3 epochs of 1.5 s
-DOWNTIME = 8.0  # s: longer than the grace period, so a trial's heartbeat looks stale when the database is back
+DOWNTIME = 16.0  # s: longer than the grace period, so a trial's heartbeat looks stale when the database is back
 AWAY_LINE = " is away"
 
 

@@ -198,7 +198,8 @@ MLFLOW_GAVE_UP = "Max retries exceeded"  # in MLflow's error once its REST clien
 
 
 def mlflow_server_lost(error: BaseException, limit: float, resume: str) -> ServerLost | None:
-    """The ServerLost that `error` (or an error in its chain) means, if MLflow's client gave up on the server."""
+    """The ServerLost that `error` (or an error in its chain) means, if MLflow's client gave up on the server; from
+    then on this process's MLflow calls are tried once."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -207,6 +208,7 @@ def mlflow_server_lost(error: BaseException, limit: float, resume: str) -> Serve
         if isinstance(seen, ServerLost):
             return seen
         if isinstance(seen, MlflowException) and MLFLOW_GAVE_UP in str(seen):
+            stop_waiting_for_mlflow()  # the worker is stopping: its last MLflow calls are tried once
             asked = re.search(r"API request to (\S+?)/api/", str(seen))
             return ServerLost(
                 f"lost the MLflow tracking server {asked[1] if asked else mlflow.get_tracking_uri()}: "

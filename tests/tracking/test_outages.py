@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 
@@ -156,4 +157,5 @@ def test_mlflow_away_is_one_line_then_one_server_lost(outage_lines, monkeypatch)
     assert outage_lines == [f"the MLflow tracking server {uri} is away; waiting up to 3 s for it"]
     lost = mlflow_server_lost(raised.value, 3, "resume")
     assert str(lost) == f"lost the MLflow tracking server {uri}: away for more than 3 s; when it is back, resume"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"  # the stopping worker's last calls are tried once
     assert mlflow_server_lost(MlflowException("RESOURCE_DOES_NOT_EXIST"), 3, "resume") is None

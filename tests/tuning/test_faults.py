@@ -165,3 +165,35 @@ def test_past_the_outage_limit_a_worker_stops_in_one_line_and_the_same_command_r
     for trial in trials:
         statuses = [r.info.status for r in trial_runs if r.data.tags["optuna.trial_number"] == str(trial.number)]
         assert statuses == [{"COMPLETE": "FINISHED", "FAIL": "FAILED"}[trial.state.name]], (trial.number, statuses)
+
+
+@pytest.mark.slow
+def test_a_lost_optuna_storage_stops_the_workers_in_one_line_and_the_next_worker_fails_their_trials(
+    own_server, tmp_path
+) -> None:
+    folder, exports = own_server
+    name, storage = "fault-storage-lost", exports["ECG_OPTUNA_STORAGE"]
+    workers = _start_workers(tmp_path, name, exports, TOY_OUTAGE_LIMIT="6")
+    _wait_mid_study(name, storage, workers)
+    state, user = server.read_state(folder), server.service_user()
+    server.stop_postgres(folder, user)  # and it stays away
+    outputs = _outputs(workers)
+    for code, output in outputs:
+        assert code == 1 and "Traceback" not in output, output[-4000:]
+        lost = [line for line in output.splitlines() if line.startswith("error: ")]
+        assert len(lost) == 1 and lost[0].startswith(
+            "error: lost the Optuna storage postgresql+psycopg://postgres:***@"
+        )
+        assert "away for more than 6 s" in lost[0] and lost[0].endswith("the study resumes where it stopped")
+
+    server.start_postgres(folder, state.host, state.pg_port, user)
+    resumed = start_worker(write_study(tmp_path, name), storage, N_TRIALS, exports["MLFLOW_TRACKING_URI"], **TOY)
+    code, output = _outputs([resumed])[0]
+    assert code == 0 and "Traceback" not in output, output[-3000:]
+    trials = _study(name, storage).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(trials) == N_TRIALS and not {TrialState.RUNNING, TrialState.WAITING} & {t.state for t in trials}
+    # The trials the workers were running when they stopped: failed by the next worker at once (their processes are
+    # gone, or their heartbeats are older than the grace period), not left RUNNING.
+    assert 1 <= len(failed) <= WORKERS
+    _assert_no_run_left_running(name)

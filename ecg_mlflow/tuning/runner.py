@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import mlflow
 import optuna
 from mlflow import MlflowClient
+from mlflow.entities import Experiment
 from optuna.trial import FrozenTrial, TrialState
 
 from ecg_mlflow.errors import UserError
@@ -110,6 +111,25 @@ def create_or_load_study(spec: StudySpec, handle: StorageHandle) -> optuna.Study
     return study
 
 
+def _tagged_experiment(name: str, handle: StorageHandle) -> Experiment:
+    """The experiment and its first writes, once, under the study's lock: not raced by every worker."""
+    with handle.lock():
+        experiment = mlflow.set_experiment(name)
+        mark_classic_ml(experiment.experiment_id)
+    return experiment
+
+
+def _explain_a_trial_failed_by_another(exc: Exception, handle: StorageHandle) -> None:
+    """Optuna's "Cannot tell a FAIL trial": another worker found this worker's trial stale and failed it."""
+    if isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a"):
+        grace = getattr(handle.storage, "grace_period", None)
+        raise TuningError(
+            f"{exc} Another worker failed the trial this worker ran: no heartbeat of it reached the storage for "
+            f"longer than the grace period ({grace} s). Give --grace-period more than the longest outage between "
+            "this worker and the storage, and resume with the same command"
+        ) from None
+
+
 def _explain_locked_database(exc: Exception, handle: StorageHandle) -> None:
     if "database is locked" in str(exc):
         raise TuningError(f"{handle.display}: database is locked. {SQLITE_WARNING}") from exc
@@ -142,14 +162,12 @@ class _TrialLoop:
             self.summary.stopped = f"timeout ({self.timeout:g}s)"
             return False
         token = secrets.token_hex(8)  # names this reservation, so an attempt cut off by an outage is not made twice
-        if (watch := self.handle.watch) is None:
-            return self._reserve_locked(token)
 
         def under_a_live_lock() -> bool:  # a lock that died with its connection is taken again, and the count with it
-            with watch.strict():
+            with self.handle.watch.strict() if self.handle.watch else contextlib.nullcontext():
                 return self._reserve_locked(token)
 
-        return watch.call(under_a_live_lock)
+        return self.handle.call(under_a_live_lock)
 
     def _reserve_locked(self, token: str) -> bool:
         with self.handle.lock():
@@ -276,9 +294,7 @@ def run_study(
     with contextlib.suppress(Exception):
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("study_file", spec.path)
-    with handle.lock():  # the experiment and its first writes once, under the study's lock, not by every worker
-        exp = mlflow.set_experiment(experiment or f"tune-{spec.name}")
-        mark_classic_ml(exp.experiment_id)
+    exp = handle.call(lambda: _tagged_experiment(experiment or f"tune-{spec.name}", handle))
     fail_abandoned_trials(study, handle)
     close_orphaned_runs(study)
     parent = start_parent_run(spec, handle, n_trials, timeout)
@@ -294,6 +310,7 @@ def run_study(
         _explain_locked_database(exc, handle)
         if lost := mlflow_server_lost(exc, limit, RESUME):  # (Optuna may raise another error while handling it)
             raise lost from None
+        _explain_a_trial_failed_by_another(exc, handle)
         raise
     except BaseException:  # Ctrl-C, SystemExit
         status = "KILLED"

@@ -19,10 +19,10 @@ import hashlib
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from ecg_mlflow.errors import UserError
@@ -32,6 +32,7 @@ from ecg_mlflow.tracking.outages import ServerWatch
 if TYPE_CHECKING:  # optuna is imported when a storage is opened, not by `ecg-mlflow --help`
     import optuna
 
+T = TypeVar("T")
 ENV_STORAGE = "ECG_OPTUNA_STORAGE"
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 DEFAULT_HEARTBEAT_INTERVAL = 30
@@ -65,6 +66,10 @@ class StorageHandle:
     @property
     def display(self) -> str:
         return redact(self.url)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """function(), waited for while the database is away when the storage has a watch (as its calls are)."""
+        return self.watch.call(function) if self.watch is not None else function()
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """The exact-N lock (see runner's `_TrialLoop.reserve`). PostgreSQL: an advisory lock in the

@@ -260,14 +260,10 @@ def _isolated_mlflow_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     fluent._active_experiment_id = None
 
 
-@pytest.fixture(scope="session")
-def team_server() -> Iterator[dict[str, str]]:
-    """A real PostgreSQL + MLflow tracking server (ecg-mlflow server start) for the session.
-
-    Yields the exported variables: MLFLOW_TRACKING_URI (http, serving artefacts) and
-    ECG_OPTUNA_STORAGE (postgresql+psycopg://). Skipped with the reason when PostgreSQL is not
-    installed (.ci/run installs it).
-    """
+@contextlib.contextmanager
+def started_team_server(prefix: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """`ecg-mlflow server start` in a new folder: (the folder, its exported variables); stopped and removed after.
+    Skips with the reason when PostgreSQL is not installed (.ci/run installs it)."""
     from ecg_mlflow.tracking import server
     from ecg_mlflow.tracking.server import ServerError
 
@@ -277,13 +273,34 @@ def team_server() -> Iterator[dict[str, str]]:
         pytest.skip(str(error))
     # Not under pytest's temp root: another pytest session resets it to 0700, and under root
     # PostgreSQL runs as an unprivileged user who must reach the folder.
-    folder = Path(tempfile.mkdtemp(prefix="ecg-team-server-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         server.start(folder)
-        yield dict(line.removeprefix("export ").split("=", 1) for line in server.export_lines(folder).splitlines())
+        yield (
+            folder,
+            dict(line.removeprefix("export ").split("=", 1) for line in server.export_lines(folder).splitlines()),
+        )
     finally:
         server.stop(folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def own_team_server() -> Iterator[tuple[Path, dict[str, str]]]:
+    """A team server of the test's own, for a test that stops or kills it: (its folder, its exported variables)."""
+    with started_team_server("ecg-own-server-") as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def team_server() -> Iterator[dict[str, str]]:
+    """A real PostgreSQL + MLflow tracking server (ecg-mlflow server start) for the session.
+
+    Yields the exported variables: MLFLOW_TRACKING_URI (http, serving artefacts) and
+    ECG_OPTUNA_STORAGE (postgresql+psycopg://).
+    """
+    with started_team_server("ecg-team-server-") as (_, exports):
+        yield exports
 
 
 def _free_port() -> int:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +23,6 @@ import pytest
 from optuna.trial import TrialState
 
 from ecg_mlflow.tracking import server
-from ecg_mlflow.tracking.server import ServerError
 from ecg_mlflow.tuning.storage import open_storage
 
 from .helpers import runs_of, write_study
@@ -38,23 +35,11 @@ AWAY_LINE = " is away"
 
 
 @pytest.fixture
-def own_server() -> Iterator[tuple[Path, dict[str, str]]]:
+def own_server(own_team_server) -> Iterator[tuple[Path, dict[str, str]]]:
     """A team server only this test kills and restarts (the session's shared one stays up for the others)."""
-    try:
-        server.postgres_bin()
-    except ServerError as error:
-        pytest.skip(str(error))
-    folder = Path(tempfile.mkdtemp(prefix="ecg-fault-"))
-    try:
-        server.start(folder)
-        lines = server.export_lines(folder).splitlines()
-        exports = dict(line.removeprefix("export ").split("=", 1) for line in lines)
-        mlflow.set_tracking_uri(exports["MLFLOW_TRACKING_URI"])
-        yield folder, exports
-    finally:
-        mlflow.set_tracking_uri(None)
-        server.stop(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+    mlflow.set_tracking_uri(own_team_server[1]["MLFLOW_TRACKING_URI"])
+    yield own_team_server
+    mlflow.set_tracking_uri(None)
 
 
 def kill_tracking_server(folder: Path) -> None:

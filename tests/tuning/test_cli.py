@@ -37,6 +37,7 @@ def test_every_command_has_help(command):
 def test_run_help_explains_n_trials_and_storage():
     text = " ".join(invoke("run", "--help").output.split())
     assert "TOTAL" in text and "journal" in text and "SQLite locks" in text
+    assert "--outage-limit" in text and "ECG_OUTAGE_LIMIT" in text
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,7 @@ def test_run_help_explains_n_trials_and_storage():
         (["run", "studies/cnn.yaml", "--n-trials", "1", "--set", "nois_std=0.1"], "nois_std"),
         (["run", "studies/cnn.yaml", "--n-trials", "1", "--set", "dropout=2"], "dropout"),
         (["run", "studies/cnn.yaml", "--n-trials", "1", "--storage", "not-a-url"], "not a URL"),
+        (["run", "studies/cnn.yaml", "--n-trials", "1", "--outage-limit", "5000"], "at most 1080 s"),
     ],
 )
 def test_errors_are_one_clear_line(args, message, monkeypatch):

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from ecg_mlflow.errors import UserError
 
@@ -52,8 +52,12 @@ class ServerLost(UserError, RuntimeError):
 
 
 def outage_limit(limit: float | None = None) -> float:
-    """--outage-limit wins, then $ECG_OUTAGE_LIMIT, then DEFAULT_OUTAGE_LIMIT (seconds, > 0)."""
-    value = limit if limit is not None else float(os.environ.get(ENV_OUTAGE_LIMIT) or DEFAULT_OUTAGE_LIMIT)
+    """--outage-limit wins, then $ECG_OUTAGE_LIMIT, then DEFAULT_OUTAGE_LIMIT (seconds)."""
+    given = os.environ.get(ENV_OUTAGE_LIMIT) or DEFAULT_OUTAGE_LIMIT
+    try:
+        value = limit if limit is not None else float(given)
+    except ValueError:
+        raise UserError(f"${ENV_OUTAGE_LIMIT}={given!r} is not a number of seconds") from None
     if not 0 < value <= MAX_OUTAGE_LIMIT:
         raise UserError(
             f"outage limit {value:g} s must be > 0 and at most {MAX_OUTAGE_LIMIT:g} s, what MLflow's client can wait "
@@ -62,19 +66,44 @@ def outage_limit(limit: float | None = None) -> float:
     return value
 
 
+# What a refused, dropped or shut-down connection says (libpq, psycopg, MySQL clients); a wrong password, a deadlock
+# or a statement timeout is an OperationalError too, but waiting would not mend it.
+AWAY_WORDS = (
+    "connection refused",
+    "connection failed",
+    "could not connect",
+    "can't connect",
+    "server closed the connection",
+    "terminating connection",
+    "the database system is",
+    "connection timed out",
+    "connection reset",
+    "no route to host",
+    "lost connection",
+    "server has gone away",
+    "consuming input failed",
+)
+
+
 def is_server_away(error: BaseException) -> bool:
     """The database is not there: a connection refused, dropped or shut down by an administrator, anywhere in the
-    error's chain (Optuna wraps SQLAlchemy's errors in its own)."""
+    error's chain (Optuna wraps SQLAlchemy's errors in its own). An MLflow error is not: MLflow's client retries
+    its own requests (`budget_mlflow_retries`), and its give-up is `mlflow_server_lost`'s to name."""
     import sqlalchemy.exc
+    from mlflow.exceptions import MlflowException
 
     seen: BaseException | None = error
     while seen is not None:
+        if isinstance(seen, MlflowException):
+            return False
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
             return True
-        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError | ConnectionError):
+        if isinstance(seen, ConnectionError) or type(seen).__name__ == "AdminShutdown":
             return True
-        if type(seen).__module__.startswith("psycopg") and type(seen).__name__ in ("OperationalError", "AdminShutdown"):
-            return True
+        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError) or (
+            type(seen).__module__.startswith("psycopg") and type(seen).__name__ == "OperationalError"
+        ):
+            return any(word in str(seen).lower() for word in AWAY_WORDS)
         seen = seen.__cause__ or seen.__context__
     return False
 
@@ -87,25 +116,37 @@ class ServerWatch:
     limit: float
     resume: str = "run the same command again"
     outages: list[float] = field(default_factory=list)  # seconds each past outage lasted
-    lost: ServerLost | None = None  # set when an outage outlasted the limit
+    lost: str = ""  # the ServerLost message, once an outage outlasted the limit
     _away_since: float | None = None
     _back_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _strict: threading.local = field(default_factory=threading.local)
 
     def call(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """function(*args, **kwargs), tried again while the server is away, for up to `limit` s of this outage.
-        Once lost, every call raises ServerLost at once: the worker is stopping, and must not wait again per call."""
-        if self.lost is not None:
-            raise self.lost
+        """function(*args, **kwargs), tried again while the server is away, until it has been away for `limit` s
+        (counted from the outage's start, whichever call met it first). Then ServerLost, and every later call
+        raises it at once: the worker is stopping, and must not wait again per call."""
+        return self._call(function, args, kwargs, decisive=True)
+
+    def call_patiently(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R | None:
+        """As `call`, for a background thread (Optuna's heartbeat): past the limit it returns None instead of
+        deciding the server is lost, which is the worker's own calls' to decide (the thread beats again later)."""
+        try:
+            return self._call(function, args, kwargs, decisive=False)
+        except ServerLost:
+            return None
+
+    def _call(self, function: Callable[..., R], args: tuple, kwargs: dict, decisive: bool) -> R:
+        if self.lost:
+            raise ServerLost(self.lost)
         if getattr(self._strict, "on", False):
             return function(*args, **kwargs)
         retrying = Retrying(
             retry=retry_if_exception(is_server_away),
             wait=wait_exponential_jitter(initial=0.5, max=MAX_WAIT),
-            stop=stop_after_delay(self.limit),
+            stop=self._outage_outlasted_the_limit,
             before_sleep=self._away,
-            retry_error_callback=self._lost,
+            retry_error_callback=self._lost if decisive else self._not_yet,
         )
         result = retrying(function, *args, **kwargs)
         if self._away_since is not None:
@@ -122,11 +163,15 @@ class ServerWatch:
         finally:
             self._strict.on = False
 
+    def _outage_outlasted_the_limit(self, state: RetryCallState) -> bool:
+        started = self._away_since if self._away_since is not None else time.monotonic() - state.seconds_since_start
+        return time.monotonic() - started >= self.limit
+
     def _away(self, state: RetryCallState) -> None:
         with self._lock:
             if self._away_since is not None:
                 return
-            self._away_since = time.monotonic()
+            self._away_since = time.monotonic() - state.seconds_since_start
         error = state.outcome.exception() if state.outcome else None
         log.warning(f"{self.name} is away ({_first_line(error)}); waiting up to {self.limit:g} s for it")
 
@@ -139,11 +184,14 @@ class ServerWatch:
 
     def _lost(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        self.lost = ServerLost(
+        self.lost = (
             f"lost {self.name}: away for more than {self.limit:g} s ({_first_line(error)}); "
             f"when it is back, {self.resume}"
         )
-        raise self.lost from error
+        raise ServerLost(self.lost) from error
+
+    def _not_yet(self, state: RetryCallState) -> None:
+        raise ServerLost(f"{self.name} is still away")
 
     def away_within(self, seconds: float) -> bool:
         """True while the server is away, and for `seconds` after it came back."""
@@ -197,26 +245,37 @@ def budget_mlflow_retries(limit: float) -> None:
 MLFLOW_GAVE_UP = "Max retries exceeded"  # in MLflow's error once its REST client's retries are spent
 
 
-def mlflow_server_lost(error: BaseException, limit: float, resume: str) -> ServerLost | None:
-    """The ServerLost that `error` (or an error in its chain) means, if MLflow's client gave up on the server; from
-    then on this process's MLflow calls are tried once."""
-    import mlflow
+def mlflow_gave_up(error: BaseException) -> str | None:
+    """The tracking server MLflow's client gave up on (its retries spent), if that is what `error` (or an error in
+    its chain) says; else None."""
     from mlflow.exceptions import MlflowException
 
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, ServerLost):
-            return seen
         if isinstance(seen, MlflowException) and MLFLOW_GAVE_UP in str(seen):
-            stop_waiting_for_mlflow()  # the worker is stopping: its last MLflow calls are tried once
+            import mlflow
+
             asked = re.search(r"API request to (\S+?)/api/", str(seen))
-            return ServerLost(
-                f"lost the MLflow tracking server {asked[1] if asked else mlflow.get_tracking_uri()}: "
-                f"away for more than {limit:g} s; "
-                f"when it is back, {resume}"
-            )
+            return asked[1] if asked else mlflow.get_tracking_uri()
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def server_lost(error: BaseException, limit: float, resume: str) -> ServerLost | None:
+    """The ServerLost that `error` (or an error in its chain) means: a watch's own, or MLflow's client giving up on
+    the tracking server. For the latter, this process's MLflow calls are tried once from then on (the worker is
+    stopping: its last calls must not wait the limit again each)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ServerLost):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    if (server := mlflow_gave_up(error)) is None:
+        return None
+    stop_waiting_for_mlflow()
+    return ServerLost(
+        f"lost the MLflow tracking server {server}: away for more than {limit:g} s; when it is back, {resume}"
+    )
 
 
 def stop_waiting_for_mlflow() -> None:
@@ -233,19 +292,18 @@ class OneLinePerOutage(logging.Filter):
     def __init__(self, limit: float, gap: float) -> None:
         super().__init__()
         self.limit, self.gap = limit, gap
-        self._last = self._started = -math.inf
+        self._last = -math.inf
+        self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith("Retrying"):
             return True
-        now, last = time.monotonic(), self._last
-        self._last = now
+        with self._lock:
+            now, last = time.monotonic(), self._last
+            self._last = now
         if now - last >= self.gap:  # a new outage
-            self._started = now
             import mlflow
 
             server = mlflow.get_tracking_uri()
             log.warning(f"the MLflow tracking server {server} is away; waiting up to {self.limit:g} s for it")
-        elif now - self._started > self.limit:  # this outage outlasted the limit: the worker is about to stop
-            stop_waiting_for_mlflow()
         return False

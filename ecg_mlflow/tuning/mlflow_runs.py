@@ -68,7 +68,12 @@ def close_orphaned_runs(study: optuna.Study) -> None:
     for run in mlflow.search_runs(filter_string=query, search_all_experiments=True, output_format="list"):
         tags = run.data.tags
         trial = trials.get(int(tags.get(TAG_TRIAL, -1))) if tags.get(TAG_KIND) == "trial" else None
-        if trial is not None and trial.state.is_finished():
+        own_run = trial.user_attrs.get("mlflow_run_id", run.info.run_id) if trial is not None else None
+        if trial is not None and trial.state.is_finished() and run.info.run_id != own_run:
+            # A second run for the trial: a create-run request retried after its answer was lost.
+            status = "KILLED"
+            client.set_tag(run.info.run_id, TAG_FAIL_REASON, f"a duplicate of run {own_run}")
+        elif trial is not None and trial.state.is_finished():
             status = RUN_STATUS[trial.state]
             client.set_tag(run.info.run_id, TAG_STATE, trial.state.name)
             if trial.state == TrialState.FAIL:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import abc
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import TrialState
 
-from ecg_mlflow.tracking.outages import ServerLost, ServerWatch
+from ecg_mlflow.tracking.outages import ServerWatch
 
 
 class ResilientStorage(BaseStorage, BaseHeartbeat):
@@ -35,12 +36,28 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         self.inner, self.watch, self.grace_period = inner, watch, grace_period
 
     def record_heartbeat(self, trial_id: int) -> None:
-        """In Optuna's heartbeat thread: past the limit it ends quietly, as the worker's own next call reports the
-        lost server in one line (a thread's exception would print a traceback and tell nobody)."""
-        try:
-            self.watch.call(self.inner.record_heartbeat, trial_id)
-        except ServerLost:
-            return
+        """In Optuna's heartbeat thread: waits like every call, but never decides the server is lost (the worker's
+        own calls do, and report it in one line; a thread's exception would print a traceback and tell nobody). It
+        beats again at the next interval."""
+        self.watch.call_patiently(self.inner.record_heartbeat, trial_id)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        """Telling a trial's end, again after the connection dropped: if the first attempt was written before the
+        drop, the trial already holds this state and these values, and that is success, not Optuna's
+        UpdateFinishedTrialError. (Taking a WAITING trial, state RUNNING, cannot be told apart from another worker
+        taking it, and is left to Optuna: it then takes the next one.)"""
+        attempts = 0
+
+        def tell() -> bool:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and state.is_finished():
+                stored = self.inner._backend.get_trial(trial_id) if hasattr(self.inner, "_backend") else None
+                if stored is not None and stored.state == state and (values is None or stored.values == list(values)):
+                    return True
+            return self.inner.set_trial_state_values(trial_id, state, values)
+
+        return self.watch.call(tell)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         if self.watch.away_within(self.grace_period) or self._database_started_within(self.grace_period):
@@ -83,9 +100,26 @@ def _through_watch(name: str) -> Callable[..., Any]:
     return method
 
 
+def _delegated(name: str) -> Callable[..., Any]:
+    def method(self: ResilientStorage, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"`{name}` of the wrapped storage (it does not reach the database)."
+    return method
+
+
+# Methods that never reach the database: a call of theirs that works says nothing about the server.
+LOCAL_METHODS = {
+    "check_trial_is_updatable",
+    "get_failed_trial_callback",
+    "get_heartbeat_interval",
+    "get_heartbeat_stale_trial_callback",
+    "remove_session",
+}
 # Every public method of Optuna's storage and heartbeat interfaces (abstract or not: the wrapped storage's own
 # versions are used, e.g. _CachedStorage's cached reads), unless defined above.
 for _name, _member in [*inspect.getmembers(BaseStorage), *inspect.getmembers(BaseHeartbeat)]:
     if callable(_member) and not _name.startswith("_") and _name not in vars(ResilientStorage):
-        setattr(ResilientStorage, _name, _through_watch(_name))
+        setattr(ResilientStorage, _name, (_delegated if _name in LOCAL_METHODS else _through_watch)(_name))
 abc.update_abstractmethods(ResilientStorage)

@@ -37,8 +37,10 @@ from ecg_mlflow.processes import process_identity, process_is_dead
 from ecg_mlflow.tracking.outages import (
     ServerLost,
     budget_mlflow_retries,
-    mlflow_server_lost,
+    mlflow_gave_up,
     outage_limit,
+    server_lost,
+    stop_waiting_for_mlflow,
 )
 from ecg_mlflow.tracking.runs import mark_classic_ml
 from ecg_mlflow.tuning.mlflow_runs import (
@@ -86,7 +88,8 @@ class TrialFailed(Exception):
 def _without_traceback(record: logging.LogRecord) -> bool:
     """Optuna logs a failed trial with its traceback; the traceback is in the trial's MLflow run (error.txt),
     so the worker's log keeps the one line that says which trial failed and why (a lost server: the worker's own)."""
-    if record.exc_info and isinstance(record.exc_info[1], TrialFailed | ServerLost):
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and (isinstance(error, TrialFailed | ServerLost) or mlflow_gave_up(error)):
         record.exc_info = None
     return True
 
@@ -121,7 +124,7 @@ def _tagged_experiment(name: str, handle: StorageHandle) -> Experiment:
 
 def _explain_a_trial_failed_by_another(exc: Exception, handle: StorageHandle) -> None:
     """Optuna's "Cannot tell a FAIL trial": another worker found this worker's trial stale and failed it."""
-    if isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a"):
+    if isinstance(exc, ValueError) and str(exc).startswith("Cannot tell a FAIL trial"):
         grace = getattr(handle.storage, "grace_period", None)
         raise TuningError(
             f"{exc} Another worker failed the trial this worker ran: no heartbeat of it reached the storage for "
@@ -220,10 +223,10 @@ class _TrialLoop:
         except optuna.TrialPruned as exc:
             trial.set_user_attr("pruned_reason", str(exc)[:2000])
             raise
-        except ServerLost:  # not TrialFailed: Optuna fails the trial if it can, and the worker stops (run_study)
-            raise
         except Exception as exc:
-            if lost := mlflow_server_lost(exc, self.outage_limit, RESUME):
+            if lost := server_lost(exc, self.outage_limit, RESUME):  # not TrialFailed: Optuna fails the trial if
+                with contextlib.suppress(Exception):  # it can, and the worker stops (run_study)
+                    trial.set_user_attr("fail_reason", str(lost)[:2000])
                 raise lost from None
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("fail_reason", error[:2000])
@@ -290,6 +293,24 @@ def run_study(
     limit = outage_limit(outage_limit_s)
     budget_mlflow_retries(limit)
     handle = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period, outage_limit=limit)
+    try:
+        return _run(spec, handle, n_trials, experiment, evaluate or evaluate_steps, timeout, limit)
+    except Exception as exc:  # a lost server, wherever it was met: one line (Optuna may raise another error on it)
+        if lost := server_lost(exc, limit, RESUME):
+            raise lost from None
+        raise
+
+
+def _run(
+    spec: StudySpec,
+    handle: StorageHandle,
+    n_trials: int,
+    experiment: str | None,
+    evaluate: Evaluate,
+    timeout: float | None,
+    limit: float,
+) -> RunSummary:
+    """Load the study, tidy what dead workers left, then Optuna's loop under this worker's parent run."""
     study = create_or_load_study(spec, handle)
     with contextlib.suppress(Exception):
         study.set_user_attr("spec", spec.to_dict())
@@ -300,7 +321,7 @@ def run_study(
     parent = start_parent_run(spec, handle, n_trials, timeout)
     summary = RunSummary(spec.name, handle.display, exp.experiment_id, parent.info.run_id, n_trials)
     summary.recovered = list(handle.abandoned)
-    loop = _TrialLoop(study, spec, handle, evaluate or evaluate_steps, summary, timeout, limit)
+    loop = _TrialLoop(study, spec, handle, evaluate, summary, timeout, limit)
     status, lost = "FAILED", None
     try:
         if loop.reserve():
@@ -308,12 +329,13 @@ def run_study(
         status = "FINISHED"
     except Exception as exc:
         _explain_locked_database(exc, handle)
-        if lost := mlflow_server_lost(exc, limit, RESUME):  # (Optuna may raise another error while handling it)
+        if lost := server_lost(exc, limit, RESUME):
             raise lost from None
         _explain_a_trial_failed_by_another(exc, handle)
         raise
-    except BaseException:  # Ctrl-C, SystemExit
+    except BaseException:  # Ctrl-C, SystemExit: the runs are ended at once, not after waiting for an absent server
         status = "KILLED"
+        stop_waiting_for_mlflow()
         raise
     finally:
         if lost is not None:
@@ -321,4 +343,6 @@ def run_study(
         else:
             end_runs_above(parent.info.run_id, status)  # the trial's run, if the loop broke before its callback
             finish_parent_run(study, summary, status)
+            with contextlib.suppress(Exception):  # a duplicate run a retried request made, a dead worker's
+                close_orphaned_runs(study)
     return summary

@@ -103,13 +103,27 @@ def postgres_lock(url: str) -> Iterator[None]:
     the lock also guards the creation of Optuna's tables, before Optuna's engine exists."""
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, connect_args=POSTGRES_CONNECT)
     try:
         with engine.connect() as connection, connection.begin():
             connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TUNE_LOCK_KEY})
             yield
     finally:
         engine.dispose()  # one engine per lock: nothing of it outlives the block
+
+
+# libpq's settings for a server that hangs rather than refuses: a connection attempt gives up after 10 s, and a
+# connection whose peer went silent is found dead within about a minute (TCP keepalives), so the outage is waited out.
+POSTGRES_CONNECT = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10}
+
+
+def _engine_options(url: str, kind: str) -> dict[str, Any]:
+    """SQLite: wait for a lock rather than failing at once (it does not make SQLite fit for many workers). A server:
+    its pooled connections tested before use (after a restart the first call reconnects); PostgreSQL: timeouts."""
+    if kind == "sqlite":
+        return {"connect_args": {"timeout": 30}}
+    is_postgres = urlsplit(url).scheme.split("+")[0] == "postgresql"
+    return {"pool_pre_ping": True, **({"connect_args": POSTGRES_CONNECT} if is_postgres else {})}
 
 
 def resolve_storage_url(url: str | None = None) -> str:
@@ -181,9 +195,7 @@ def open_storage(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             handle.storage = RDBStorage(
                 url,
-                # SQLite: wait for a lock rather than failing at once; it does not make SQLite fit for many workers.
-                # A server's pooled connections are tested before use: after a restart the first call reconnects.
-                engine_kwargs={"connect_args": {"timeout": 30}} if kind == "sqlite" else {"pool_pre_ping": True},
+                engine_kwargs=_engine_options(url, kind),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace,
                 heartbeat_stale_trial_callback=lambda _, trial: handle.abandoned.append(trial.number),

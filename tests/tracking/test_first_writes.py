@@ -10,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from ecg_mlflow.tracking import server
 from ecg_mlflow.tracking.first_writes import is_duplicate_key, write_once
 from ecg_mlflow.tracking.runs import CLASSIC_ML, EXPERIMENT_KIND_TAG, mark_classic_ml
 
@@ -87,3 +88,30 @@ def test_a_duplicate_key_is_written_again_other_errors_are_raised_at_once() -> N
         write_once(write, [MlflowException("no such experiment")])
     assert len(calls) == 3
     assert is_duplicate_key(duplicate) and not is_duplicate_key(ValueError("duplicate key"))
+
+
+if __name__ == "__main__":
+    # The control behind docs/tuning.md's figures: the same barrier on the look-then-write that mark_classic_ml did
+    # before issue 29, and on write_once, for each store (a fresh team server for PostgreSQL and the server).
+    #   .venv/bin/python tests/tracking/test_first_writes.py
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="ecg-race-"))
+    try:
+        server.start(folder)
+        lines = server.export_lines(folder).splitlines()
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+        stores = {
+            "sqlite": f"sqlite:///{folder}/mlflow.db",
+            "postgresql": exports["ECG_OPTUNA_STORAGE"].rsplit("/", 1)[0] + "/mlflow",
+            "server": exports["MLFLOW_TRACKING_URI"],
+        }
+        MlflowClient(stores["sqlite"]).search_experiments()
+        for kind, uri in stores.items():
+            for tag in (_raw_tag, mark_classic_ml):
+                print(f"{kind:<11} {tag.__name__:<16} {len(_race(uri, tag))} errors in {ROUNDS} rounds of {WORKERS}")
+    finally:
+        server.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)

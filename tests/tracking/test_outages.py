@@ -23,8 +23,8 @@ from ecg_mlflow.tracking.outages import (
     budget_mlflow_retries,
     is_server_away,
     mlflow_retry_budget,
-    mlflow_server_lost,
     outage_limit,
+    server_lost,
 )
 
 
@@ -92,6 +92,16 @@ def test_past_the_limit_one_server_lost_names_the_server_and_later_calls_do_not_
     assert time.monotonic() - started < 0.5
 
 
+def test_the_limit_counts_from_the_outages_start_and_only_the_workers_own_calls_decide(closed_port_engine) -> None:
+    _, query = _failing(closed_port_engine, times=10**6)
+    watch = ServerWatch("the test database", limit=1.5)
+    assert watch.call_patiently(query) is None and not watch.lost  # Optuna's heartbeat thread: it beats again later
+    started = time.monotonic()
+    with pytest.raises(ServerLost):  # the same outage, already 1.5 s long: no second full wait
+        watch.call(query)
+    assert time.monotonic() - started < 1.0 and watch.lost
+
+
 def test_a_strict_block_is_not_retried_call_by_call(closed_port_engine) -> None:
     attempts, query = _failing(closed_port_engine, times=1)
     watch = ServerWatch("the test database", limit=60)
@@ -112,6 +122,12 @@ def test_away_means_a_connection_problem_anywhere_in_the_chain(closed_port_engin
         wrapped = error
     assert is_server_away(refused) and is_server_away(wrapped)
     assert not is_server_away(ValueError("connection")) and not is_server_away(sqlalchemy.exc.ArgumentError("x"))
+    wrong_password = sqlalchemy.exc.OperationalError("connect", {}, Exception('password authentication failed for "u"'))
+    assert not is_server_away(wrong_password)  # waiting would not mend it
+    try:
+        raise MlflowException("API request failed") from refused
+    except MlflowException as error:
+        assert not is_server_away(error)  # MLflow's client retried it already
 
 
 def _waits(retries: int, factor: int) -> float:
@@ -141,9 +157,18 @@ def test_the_limit_comes_from_the_option_the_environment_or_the_default(monkeypa
         outage_limit(0)
 
 
-def test_mlflow_away_is_one_line_then_one_server_lost(outage_lines, monkeypatch) -> None:
+@pytest.fixture
+def mlflow_retry_settings(monkeypatch) -> Iterator[None]:
+    """budget_mlflow_retries sets MLflow's variables and a urllib3 log filter: both restored after the test."""
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
-        monkeypatch.delenv(name, raising=False)  # budget_mlflow_retries sets them; monkeypatch restores them
+        monkeypatch.delenv(name, raising=False)
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    filters = list(pool_log.filters)
+    yield
+    pool_log.filters[:] = filters
+
+
+def test_mlflow_away_is_one_line_then_one_server_lost(outage_lines, mlflow_retry_settings) -> None:
     budget_mlflow_retries(3)
     uri = f"http://127.0.0.1:{server.free_port()}"
     mlflow.set_tracking_uri(uri)
@@ -155,7 +180,7 @@ def test_mlflow_away_is_one_line_then_one_server_lost(outage_lines, monkeypatch)
     finally:
         mlflow.set_tracking_uri(None)
     assert outage_lines == [f"the MLflow tracking server {uri} is away; waiting up to 3 s for it"]
-    lost = mlflow_server_lost(raised.value, 3, "resume")
+    lost = server_lost(raised.value, 3, "resume")
     assert str(lost) == f"lost the MLflow tracking server {uri}: away for more than 3 s; when it is back, resume"
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"  # the stopping worker's last calls are tried once
-    assert mlflow_server_lost(MlflowException("RESOURCE_DOES_NOT_EXIST"), 3, "resume") is None
+    assert server_lost(MlflowException("RESOURCE_DOES_NOT_EXIST"), 3, "resume") is None

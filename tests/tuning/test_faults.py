@@ -149,7 +149,9 @@ def test_past_the_outage_limit_a_worker_stops_in_one_line_and_the_same_command_r
     trial_runs = _assert_no_run_left_running(name)
     for trial in trials:
         statuses = [r.info.status for r in trial_runs if r.data.tags["optuna.trial_number"] == str(trial.number)]
-        assert statuses == [{"COMPLETE": "FINISHED", "FAIL": "FAILED"}[trial.state.name]], (trial.number, statuses)
+        # A trial the lost server cut off before its run was created has none (the server was away to create it).
+        expected = [["FINISHED"]] if trial.state == TrialState.COMPLETE else [["FAILED"], []]
+        assert statuses in expected, (trial.number, statuses)
 
 
 @pytest.mark.slow

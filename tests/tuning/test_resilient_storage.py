@@ -49,3 +49,23 @@ def test_no_trial_is_stale_within_a_grace_period_of_an_outage(team_server) -> No
     time.sleep(GRACE + 0.5)  # a grace period after the outage, a silent trial is stale again
     assert handle.storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]
     assert len(handle.watch.outages) == 1
+
+
+@pytest.mark.slow
+def test_a_restarted_postgresql_gives_every_running_trial_a_grace_period(own_team_server) -> None:
+    """This worker made no call while the database was down (it never saw the outage): the database's own start
+    time tells that every worker's heartbeat may just be late."""
+    folder, exports = own_team_server
+    handle = open_storage(exports["ECG_OPTUNA_STORAGE"], heartbeat_interval=1, grace_period=GRACE, outage_limit=30)
+    study = optuna.create_study(study_name="restarted", storage=handle.storage)
+    trial = study.ask()
+    handle.storage.record_heartbeat(trial._trial_id)
+    time.sleep(GRACE + 1.5)
+    assert handle.storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]
+
+    state, user = server.read_state(folder), server.service_user()
+    server.stop_postgres(folder, user)
+    server.start_postgres(folder, state.host, state.pg_port, user)
+    assert handle.storage._get_stale_trial_ids(study._study_id) == [] and not handle.watch.outages
+    time.sleep(GRACE + 0.5)
+    assert handle.storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]

@@ -25,6 +25,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -146,12 +147,18 @@ def measure(env: dict[str, str], name: str, n_trials: int, outcome: dict[str, An
         "complete": states.count("COMPLETE"),
         "failed": states.count("FAIL"),
         "trials_without_their_one_run": sum(trial_runs[n] != expected.get(s) for n, s in enumerate(states)),
+        "other_states": {n: s for n, s in enumerate(states) if s not in ("COMPLETE", "FAIL")},
         "running_runs": sum(r.info.status == "RUNNING" for r in runs),
         "tracebacks": output.count("Traceback"),
         "outage_lines": sum(" is away" in line for line in output.splitlines()),
         "exit_codes": outcome["codes"],
         "seconds_per_trial": round(outcome["seconds"] / n_trials, 1),
     }
+
+
+def _error_lines(output: str) -> list[str]:
+    """The lines that name an exception (`SomeError: message`) in a worker's output."""
+    return [line for line in output.splitlines() if re.match(r"^[\w.]+(Error|Exception|Exit)\b", line.strip())][:20]
 
 
 def repetition(workers: int, n_trials: int, fault: str, label: str) -> dict[str, Any]:
@@ -161,8 +168,9 @@ def repetition(workers: int, n_trials: int, fault: str, label: str) -> dict[str,
         name = f"load-{label}"
         outcome = run_tune(env, name, n_trials, workers, fault, folder)
         row = {"scenario": fault or "load", "workers": workers, **measure(env, name, n_trials, outcome)}
-        if row["tracebacks"]:
-            row["first_traceback"] = outcome["output"][outcome["output"].index("Traceback") :][:3000]
+        if row["tracebacks"]:  # where it started and what it said (a rich traceback ends with the error's line)
+            trace = outcome["output"][outcome["output"].index("Traceback") :]
+            row["first_traceback"] = trace[:1500] + "\n...\n" + "\n".join(_error_lines(trace))
         return row
     finally:
         server.stop(folder)

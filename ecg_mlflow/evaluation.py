@@ -9,6 +9,12 @@ macro-F1 over the database's headline classes (test_macro_f1_nsv for N, S, V).
 Artifacts under evaluation/: confusion_matrix.png/.json, confusion_dechazal.md (algorithm
 labels as rows, reference labels as columns, as in de Chazal et al. 2004),
 classification_report.txt/.json, curves.png.
+
+Every recording, not just the average: where beats come with their recording, per_record.csv holds each
+recording's figures, and three numbers summarise it beside the averages: how many recordings have fewer than
+80 % of their normal beats right (test_records_n_se_below_80), and the median and the worst recording's normal
+sensitivity (test_records_n_se_median, test_records_n_se_worst). A Holter analyst puts away a tool that calls
+most normal beats of one patient abnormal, whatever its average.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -35,6 +42,8 @@ from sklearn.metrics import (
 )
 
 EVALUATION_DIR = "evaluation"
+PER_RECORD_FILE = "per_record.csv"
+NORMAL_SE_FLOOR = 0.8  # a recording whose normal beats are called normal less often than this is a failed one
 
 
 @dataclass
@@ -186,3 +195,53 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def per_record_table(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    records: np.ndarray,
+    class_names: Sequence[str],
+    headline_classes: Sequence[str] = (),
+) -> pd.DataFrame:
+    """One row per recording: its beats per class and the EC57 figures on that recording alone."""
+    rows = []
+    for record in sorted(set(records.tolist())):
+        mask = records == record
+        evaluation = evaluate_predictions(y_true[mask], proba[mask], class_names, "", headline_classes)
+        counts = np.bincount(y_true[mask], minlength=len(class_names))
+        row: dict[str, object] = {"record": record, "beats": int(mask.sum())}
+        row.update({f"n_{name}": int(c) for name, c in zip(class_names, counts, strict=True)})
+        keep = ["accuracy", "macro_f1", *(k for k in evaluation.metrics if k.startswith(("se_", "ppv_", "macro_f1_")))]
+        row.update({key: round(evaluation.metrics[key], 4) for key in keep})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_record_figures(table: pd.DataFrame, prefix: str = "test_") -> dict[str, float]:
+    """The per-recording summary of the normal class (the first of the database's classes: N, or healthy) over
+    the recordings that have normal beats: how many fall below NORMAL_SE_FLOOR, the median and the worst."""
+    normal = next((c.removeprefix("n_") for c in table.columns if c.startswith("n_")), None)
+    if normal is None or f"se_{normal}" not in table:
+        return {}
+    se = table.loc[table[f"n_{normal}"] > 0, f"se_{normal}"]
+    if se.empty:
+        return {}
+    name = f"{prefix}records_{normal.lower()}_se"
+    return {
+        f"{prefix}records": float(len(table)),
+        f"{name}_below_{round(NORMAL_SE_FLOOR * 100)}": float((se < NORMAL_SE_FLOOR).sum()),
+        f"{name}_median": float(se.median()),
+        f"{name}_worst": float(se.min()),
+    }
+
+
+def log_per_record(table: pd.DataFrame, prefix: str = "test_") -> dict[str, float]:
+    """The per-recording table (evaluation/per_record.csv) and its summary metrics, on the active run."""
+    figures = per_record_figures(table, prefix)
+    mlflow.log_metrics(figures)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / PER_RECORD_FILE
+        table.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), EVALUATION_DIR)
+    return figures

@@ -9,7 +9,14 @@ import mlflow
 import numpy as np
 import pytest
 
-from ecg_mlflow.evaluation import evaluate_predictions, log_evaluation, macro_f1
+from ecg_mlflow.evaluation import (
+    evaluate_predictions,
+    log_evaluation,
+    log_per_record,
+    macro_f1,
+    per_record_figures,
+    per_record_table,
+)
 
 
 def _one_hot_proba(pred: np.ndarray, n: int) -> np.ndarray:
@@ -55,3 +62,37 @@ def test_log_evaluation_writes_metrics_and_artifacts(tmp_path) -> None:
     assert {"confusion_matrix.png", "confusion_matrix.json", "classification_report.txt", "curves.png"} <= names
     matrix = json.loads((Path(local) / "confusion_matrix.json").read_text())
     assert matrix["matrix"] == [[2, 0], [1, 1]]
+
+
+def test_every_recording_beside_the_average() -> None:
+    """Recording A: 9 of 10 normal beats right; B: 5 of 10; C: no normal beat (not in the normal summary)."""
+    names = ("N", "S", "V", "F", "Q")
+    y = np.array([0] * 10 + [0] * 10 + [2] * 4)
+    predicted = np.array([0] * 9 + [2] + [0] * 5 + [1] * 5 + [2] * 4)
+    proba = np.eye(len(names))[predicted]
+    records = np.array(["A"] * 10 + ["B"] * 10 + ["C"] * 4)
+    table = per_record_table(y, proba, records, names, ("N", "S", "V"))
+    assert table["record"].tolist() == ["A", "B", "C"] and table["n_N"].tolist() == [10, 10, 0]
+    assert table["se_N"].tolist()[:2] == [0.9, 0.5] and table["se_V"].tolist()[2] == 1.0
+    figures = per_record_figures(table, "test_")
+    assert figures == {
+        "test_records": 3.0,
+        "test_records_n_se_below_80": 1.0,
+        "test_records_n_se_median": 0.7,
+        "test_records_n_se_worst": 0.5,
+    }
+
+
+def test_log_per_record_writes_the_table_and_its_summary(tmp_path) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    names = ("N", "S")
+    table = per_record_table(np.array([0, 0, 1]), np.eye(2)[[0, 1, 1]], np.array(["r1", "r1", "r2"]), names)
+    try:
+        with mlflow.start_run() as run:
+            log_per_record(table, "svdb_")
+        logged = mlflow.get_run(run.info.run_id).data.metrics
+        assert logged["svdb_records_n_se_below_80"] == 1.0 and logged["svdb_records_n_se_worst"] == 0.5
+        csv = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/evaluation/per_record.csv")
+        assert csv.splitlines()[0].startswith("record,beats,n_N,n_S")
+    finally:
+        mlflow.set_tracking_uri(None)

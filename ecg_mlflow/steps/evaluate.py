@@ -10,12 +10,10 @@ one MLflow run records the EC57 figures overall and per record, linked to the mo
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 
 from ecg_mlflow.config import EvaluateConfig
 from ecg_mlflow.data.adaptation import context_matrix
@@ -23,7 +21,7 @@ from ecg_mlflow.data.databases import Database, get_database
 from ecg_mlflow.data.dataset import DatabaseBeats, load_database_beats
 from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.spec import resolve_cache_dir, resolve_data_dir
-from ecg_mlflow.evaluation import EVALUATION_DIR, evaluate_predictions, log_evaluation
+from ecg_mlflow.evaluation import evaluate_predictions, log_evaluation, log_per_record, per_record_table
 from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, BeatClassifier
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.result import StepResult
@@ -35,10 +33,9 @@ from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_mod
 log = logging.getLogger(__name__)
 
 STEP = "evaluate"
-MODEL_STEPS = ("transfer", "crossval", "features", "ensemble")
+MODEL_STEPS = ("transfer", "crossval", "features", "ensemble", "patientwise")  # every step that logs a model
 UPSTREAM_RUN_TAG = "ecg_mlflow.upstream_run_id"
 UPSTREAM_URI_TAG = "ecg_mlflow.upstream_model_uri"
-PER_RECORD_FILE = "per_record.csv"
 
 
 def check_classes(model_run: UpstreamRun, database: Database) -> None:
@@ -87,24 +84,6 @@ def model_context(classifier: BeatClassifier, model_run: UpstreamRun, beats: Dat
         raise UpstreamError(f"run {model_run.run_id}: {error}; evaluate a model trained with this version") from None
 
 
-def per_record_table(beats: DatabaseBeats, proba: np.ndarray) -> pd.DataFrame:
-    """One row per record: beats per class and the EC57 figures on that record alone."""
-    rows = []
-    names = beats.database.class_names
-    for record in sorted(set(beats.records.tolist())):
-        mask = beats.records == record
-        evaluation = evaluate_predictions(
-            beats.y[mask], proba[mask], names, prefix="", headline_classes=beats.database.headline_classes
-        )
-        counts = np.bincount(beats.y[mask], minlength=len(names))
-        row: dict[str, object] = {"record": record, "beats": int(mask.sum())}
-        row.update({f"n_{name}": int(c) for name, c in zip(names, counts, strict=True)})
-        keep = ["accuracy", "macro_f1", *(k for k in evaluation.metrics if k.startswith(("se_", "ppv_", "macro_f1_")))]
-        row.update({key: round(evaluation.metrics[key], 4) for key in keep})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def run_evaluate(config: EvaluateConfig, *, verbose: int = 1, model_run: UpstreamRun | None = None) -> StepResult:
     """`model_run`: the run that logged the model, when the caller vouches for it (`patientwise` evaluates the
     model its own, still running, run logged); else the model URI's run is resolved and checked."""
@@ -136,11 +115,8 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1, model_run: Upstrea
             beats.y, proba, database.class_names, "test_", headline_classes=database.headline_classes
         )
         log_evaluation(evaluation)
-        table = per_record_table(beats, proba)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / PER_RECORD_FILE
-            table.to_csv(path, index=False)
-            mlflow.log_artifact(str(path), EVALUATION_DIR)
+        table = per_record_table(beats.y, proba, beats.records, database.class_names, database.headline_classes)
+        evaluation.metrics.update(log_per_record(table, "test_"))
         describe_run(
             f"{config.model_uri} (run {model_run.run_id}) on every labelled beat of {database.title} "
             f"({len(beats.y)} beats, {len(table)} records). {headline(evaluation.metrics)}."

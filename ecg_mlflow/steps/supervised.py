@@ -19,7 +19,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from ecg_mlflow.data.adaptation import adapt_context
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.dataset import BeatDataset
-from ecg_mlflow.evaluation import Evaluation, evaluate_predictions, log_evaluation
+from ecg_mlflow.evaluation import Evaluation, evaluate_predictions, log_evaluation, log_per_record, per_record_table
 from ecg_mlflow.models.classifier import model_inputs, predict_proba
 from ecg_mlflow.steps.training import (
     VAL_MACRO_F1,
@@ -213,6 +213,10 @@ def log_test_evaluation(
         **evaluation.metrics,
         "test_majority_macro_f1": majority_macro_f1(test.y, majority, len(dataset.class_names)),
     }
+    table = dataset.table("test")
+    if table.has_records and len(table.records) == len(test.y):  # every recording, beside the average
+        records = per_record_table(test.y, proba, table.records, dataset.class_names, dataset.headline_classes)
+        figures |= log_per_record(records, "test_")
     mlflow.log_metric("test_majority_macro_f1", figures["test_majority_macro_f1"])
     return figures
 

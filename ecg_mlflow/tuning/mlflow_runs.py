@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 import mlflow
 import optuna
 from mlflow import MlflowClient
+from mlflow.entities import Experiment
 from optuna.trial import TrialState
 
 from ecg_mlflow.processes import process_identity, process_is_dead
 from ecg_mlflow.tracking.outages import stop_waiting_for_mlflow
+from ecg_mlflow.tracking.runs import mark_classic_ml
 from ecg_mlflow.tuning.report import log_study_report
 from ecg_mlflow.tuning.spec import StudySpec
 from ecg_mlflow.tuning.storage import StorageHandle
@@ -132,3 +134,11 @@ def abandon_runs() -> None:
     while mlflow.active_run() is not None:
         with contextlib.suppress(Exception):  # end_run forgets the run before it tells the server
             mlflow.end_run(status="FAILED")
+
+
+def tagged_experiment(name: str, handle: StorageHandle) -> Experiment:
+    """The experiment and its first writes, once, under the study's lock: not raced by every worker."""
+    with handle.lock():
+        experiment = mlflow.set_experiment(name)
+        mark_classic_ml(experiment.experiment_id)
+    return experiment

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import mlflow
 import optuna
 from mlflow import MlflowClient
-from mlflow.entities import Experiment
 from optuna.trial import FrozenTrial, TrialState
 
 from ecg_mlflow.errors import UserError
@@ -42,7 +41,6 @@ from ecg_mlflow.tracking.outages import (
     server_lost,
     stop_waiting_for_mlflow,
 )
-from ecg_mlflow.tracking.runs import mark_classic_ml
 from ecg_mlflow.tuning.mlflow_runs import (
     RUN_STATUS,
     TAG_FAIL_REASON,
@@ -59,6 +57,7 @@ from ecg_mlflow.tuning.mlflow_runs import (
     end_runs_above,
     finish_parent_run,
     start_parent_run,
+    tagged_experiment,
 )
 from ecg_mlflow.tuning.objective import Evaluate, PruningReporter, TrialContext, evaluate_steps
 from ecg_mlflow.tuning.spec import StudySpec
@@ -112,14 +111,6 @@ def create_or_load_study(spec: StudySpec, handle: StorageHandle) -> optuna.Study
             f"{spec.direction}; use another --study-name"
         )
     return study
-
-
-def _tagged_experiment(name: str, handle: StorageHandle) -> Experiment:
-    """The experiment and its first writes, once, under the study's lock: not raced by every worker."""
-    with handle.lock():
-        experiment = mlflow.set_experiment(name)
-        mark_classic_ml(experiment.experiment_id)
-    return experiment
 
 
 def _explain_a_trial_failed_by_another(exc: Exception, handle: StorageHandle) -> None:
@@ -178,7 +169,12 @@ class _TrialLoop:
             if any(t.user_attrs.get(RESERVATION_ATTR) == token for t in trials):
                 return True  # an earlier attempt enqueued it, and then lost the database before it heard so
             for orphan in trials:  # Optuna's next `ask` pops the oldest WAITING trial: this one or a newer
-                if orphan.state == TrialState.WAITING and process_is_dead(orphan.user_attrs.get(WORKER_ATTR, "")):
+                if orphan.state != TrialState.WAITING:
+                    continue
+                holder = str(orphan.user_attrs.get(WORKER_ATTR, ""))
+                if holder == process_identity():  # never stop while holding a reservation nobody else will run
+                    _logger.warning(f"Trial {orphan.number}, reserved by this worker, was still WAITING: it runs now")
+                if holder == process_identity() or process_is_dead(holder):
                     self.handle.storage.set_trial_user_attr(orphan._trial_id, WORKER_ATTR, process_identity())
                     self.study.sampler = self.spec.sampler.build(seed_offset=orphan.number)
                     return True
@@ -315,7 +311,7 @@ def _run(
     with contextlib.suppress(Exception):
         study.set_user_attr("spec", spec.to_dict())
         study.set_user_attr("study_file", spec.path)
-    exp = handle.call(lambda: _tagged_experiment(experiment or f"tune-{spec.name}", handle))
+    exp = handle.call(lambda: tagged_experiment(experiment or f"tune-{spec.name}", handle))
     fail_abandoned_trials(study, handle)
     close_orphaned_runs(study)
     parent = start_parent_run(spec, handle, n_trials, timeout)

@@ -110,7 +110,8 @@ def test_evaluate_refuses_a_model_of_the_wrong_kind(rr_model, synthetic_other_da
     assert evaluations  # runs of another kind to misuse
     wrong = f"runs:/{evaluations[0].info.run_id}/model"
     with pytest.raises(
-        UpstreamError, match="is a 'evaluate' run; expected a 'transfer', 'crossval', 'features' or 'ensemble' run"
+        UpstreamError,
+        match="is a 'evaluate' run; expected a 'transfer', 'crossval', 'features', 'ensemble' or 'patientwise' run",
     ):
         run_evaluate(EvaluateConfig(model_uri=wrong, database="svdb", data_dir=str(synthetic_other_databases)))
     failed = client.search_runs(experiments, "attributes.status = 'FAILED'")

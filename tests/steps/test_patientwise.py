@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ecg_mlflow.config import CrossValConfig, DataConfig, FeaturesConfig, PatientwiseConfig
+from ecg_mlflow.config import CrossValConfig, DataConfig, EvaluateConfig, FeaturesConfig, PatientwiseConfig
 from ecg_mlflow.steps.crossval import run_crossval
+from ecg_mlflow.steps.evaluate import run_evaluate
 from ecg_mlflow.steps.features import run_features
 from ecg_mlflow.steps.folds import load_out_of_fold
 from ecg_mlflow.steps.patientwise import ENSEMBLE, run_patientwise
@@ -66,6 +67,25 @@ def test_the_winner_is_tested_once_registered_and_evaluated_outside(chosen) -> N
     rhythm = np.abs(np.random.default_rng(0).normal(0.8, 0.1, size=(3, 8))).astype(np.float32)
     table = served.predict({"beat": np.zeros((3, 187), np.float32), "rhythm": rhythm})
     assert len(table) == 3 and "label" in table
+
+
+def test_the_model_for_new_patients_is_evaluated_by_its_registered_name_recording_by_recording(
+    chosen, data_dir
+) -> None:
+    run = MlflowClient().get_run(chosen.run_id)
+    for prefix in ("test_", "svdb_"):  # DS2 and the external database: every recording beside the average
+        assert {f"{prefix}records_n_se_below_80", f"{prefix}records_n_se_median", f"{prefix}records_n_se_worst"} <= set(
+            run.data.metrics
+        )
+    table = mlflow.artifacts.load_text(f"runs:/{chosen.run_id}/evaluation/per_record.csv")
+    assert sorted(line.split(",")[0] for line in table.splitlines()[1:]) == ["100", "103"]  # the DS2 records
+    result = run_evaluate(
+        EvaluateConfig(model_uri="models:/ecg-mit-patientwise@current", database="svdb", data_dir=str(data_dir)),
+        verbose=0,
+    )
+    evaluated = MlflowClient().get_run(result.run_id)
+    assert evaluated.data.tags["ecg_mlflow.upstream_run_id"] == chosen.run_id
+    assert evaluated.data.metrics["test_records"] == 2 and "test_records_n_se_worst" in evaluated.data.metrics
 
 
 def test_candidates_must_share_their_inputs(candidates, data_dir) -> None:

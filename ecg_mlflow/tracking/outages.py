@@ -85,6 +85,16 @@ AWAY_WORDS = (
 )
 
 
+def error_chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then its cause or context, and so on (each once: a chain made by hand can loop)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def is_server_away(error: BaseException) -> bool:
     """The database is not there: a connection refused, dropped or shut down by an administrator, anywhere in the
     error's chain (Optuna wraps SQLAlchemy's errors in its own). An MLflow error is not: MLflow's client retries
@@ -92,8 +102,7 @@ def is_server_away(error: BaseException) -> bool:
     import sqlalchemy.exc
     from mlflow.exceptions import MlflowException
 
-    seen: BaseException | None = error
-    while seen is not None:
+    for seen in error_chain(error):
         if isinstance(seen, MlflowException):
             return False
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
@@ -103,9 +112,13 @@ def is_server_away(error: BaseException) -> bool:
         if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError) or (
             type(seen).__module__.startswith("psycopg") and type(seen).__name__ == "OperationalError"
         ):
-            return any(word in str(seen).lower() for word in AWAY_WORDS)
-        seen = seen.__cause__ or seen.__context__
+            return says_away(str(seen))
     return False
+
+
+def says_away(message: str) -> bool:
+    """The words of a refused, dropped or shut-down connection are in `message`."""
+    return any(word in message.lower() for word in AWAY_WORDS)
 
 
 @dataclass
@@ -250,14 +263,12 @@ def mlflow_gave_up(error: BaseException) -> str | None:
     its chain) says; else None."""
     from mlflow.exceptions import MlflowException
 
-    seen: BaseException | None = error
-    while seen is not None:
+    for seen in error_chain(error):
         if isinstance(seen, MlflowException) and MLFLOW_GAVE_UP in str(seen):
             import mlflow
 
             asked = re.search(r"API request to (\S+?)/api/", str(seen))
             return asked[1] if asked else mlflow.get_tracking_uri()
-        seen = seen.__cause__ or seen.__context__
     return None
 
 
@@ -265,11 +276,8 @@ def server_lost(error: BaseException, limit: float, resume: str) -> ServerLost |
     """The ServerLost that `error` (or an error in its chain) means: a watch's own, or MLflow's client giving up on
     the tracking server. For the latter, this process's MLflow calls are tried once from then on (the worker is
     stopping: its last calls must not wait the limit again each)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, ServerLost):
-            return seen
-        seen = seen.__cause__ or seen.__context__
+    if lost := next((seen for seen in error_chain(error) if isinstance(seen, ServerLost)), None):
+        return lost
     if (server := mlflow_gave_up(error)) is None:
         return None
     stop_waiting_for_mlflow()

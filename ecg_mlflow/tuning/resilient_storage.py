@@ -26,7 +26,7 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
-from ecg_mlflow.tracking.outages import ServerWatch
+from ecg_mlflow.tracking.outages import ServerWatch, says_away
 
 
 class ResilientStorage(BaseStorage, BaseHeartbeat):
@@ -84,10 +84,11 @@ def _without_fallback_notice(record: logging.LogRecord) -> bool:
     """Optuna's RDBStorage warns, with the whole SQL statement, that it falls back to a slower query when the first
     one failed; when the database went away the slower one fails too, and the outage has its one line already."""
     message = str(record.msg)
-    return not (message.startswith("Caught an error from sqlalchemy") and any(w in message for w in AWAY_WORDS))
+    return not (
+        message.startswith("Caught an error from sqlalchemy") and ("AdminShutdown" in message or says_away(message))
+    )
 
 
-AWAY_WORDS = ("AdminShutdown", "OperationalError", "server closed the connection", "Connection refused")
 logging.getLogger("optuna.storages._rdb.storage").addFilter(_without_fallback_notice)
 
 

@@ -65,8 +65,8 @@ Strings = Annotated[tuple[str, ...], comma_separated]
 
 
 def check_adapt(adapt: str, context: str) -> None:
-    """An adaptation works on the context numbers: it needs some."""
-    if adapt != "none" and context == "none":
+    """An adaptation of the context numbers needs some."""
+    if ADAPTATIONS[adapt].needs_context and context == "none":
         raise ConfigError(
             f"adapt={adapt!r} adapts the context numbers to each record: give context='rr' or 'rr_template'"
         )

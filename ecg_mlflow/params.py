@@ -11,7 +11,9 @@ from dataclasses import MISSING, Field, asdict, fields
 from typing import Any
 
 from ecg_mlflow.config import UNSET, DataConfig, TransformConfig, backbone_config, is_unset
+from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.data.databases import DATABASES, training_datasets
+from ecg_mlflow.data.inputs import INPUT_KINDS
 from ecg_mlflow.data.sources import SOURCES
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BackboneConfig
@@ -157,16 +159,14 @@ PARAMETER_HELP: dict[str, str] = {
     "pretrain_epochs": "epochs of each fold's pretraining (fold_pretraining=true)",
     "context_join": "how the context numbers join the beat's features: wide_deep (also straight to the head) or "
     "deep (through one Dense layer only)",
-    "adapt": "label-free adaptation to each record: none, or record_norm (the context numbers also standardised "
-    "within their record, AdaBN-style)",
+    "adapt": f"label-free adaptation to each recording (data/adaptation.py): {', '.join(ADAPTATIONS)}",
     "candidates": "comma-separated run IDs of finished crossval or features runs sharing their folds (main fills them)",
     "external": "comma-separated databases to evaluate the chosen model on, where DATA_DIR has their records",
     "StudyScope.context": "none, rr, rr_template, or protocol: none on the paper's split (intra), what patient-wise "
     "CV chose on the inter split",
     "StudyScope.class_weight": "none, balanced, or protocol: none on the paper's split, what patient-wise CV chose on "
     "the inter split",
-    "input": "what the network sees of a beat: kachuee (the paper's), window (-0.5..+1 s, mV), three_beats "
-    "(-1.5..+1.5 s), two_leads (both leads' windows)",
+    "input": f"what the network sees of a beat (data/inputs.py): {', '.join(INPUT_KINDS)}",
     "members": "comma-separated member backbones of the ensemble",
     "run_ids": "comma-separated transfer run IDs, one per member (default: registry aliases)",
     "model_uri": "classifier to evaluate: models:/ecg-mit-cnn@current, models:/<name>/<version>, runs:/<id>/model",

@@ -1,4 +1,4 @@
-"""Label-free adaptation to each patient, declared once: what a classifier sees of a record beside its own numbers.
+"""Label-free adaptation to each recording, declared once: the context a record adds, and the model's own update.
 
 A model trained on 22 patients meets a new patient whose heart rate, rhythm variability and beat
 shapes are his own. AdaBN (Li et al. 2016, "Revisiting batch normalization for practical domain
@@ -11,6 +11,17 @@ domain is the record, so the statistics are the record's own.
   mean and sd (`<name>_record_z`). The record is every beat it holds in the split, which is the whole
   record on the patient-wise split. A pre-R-R of 0.6 s then reads as ordinary in a patient in atrial
   fibrillation and as premature in a patient in sinus rhythm.
+
+The others change the trained model itself for each recording before it labels the recording's
+beats (test-time adaptation, models/test_time.py): `recording` names the function, imported only
+when a model meets a recording, so this table stays free of Keras.
+
+- `prior`: the recording's class priors re-estimated by EM on the model's own probabilities.
+- `adabn`: normalisation statistics re-estimated on the recording (needs a backbone with them: cnn_bn).
+- `tent`: adabn, then the normalisation's scale and shift trained to make the answers confident.
+- `self_train`: the model fine-tuned on its own most confident answers, class by class.
+- `dominant`: self_train where the recording's dominant morphology at a regular rhythm is called N.
+- `ssl`: the encoder fine-tuned on the paper's 8 transforms of the recording's beats.
 
 The derived columns are named, so a served model lists them (`context_names`), and `evaluate` and
 `classify` compute them from the record they read: `context_matrix` below. Adding an adaptation means
@@ -38,6 +49,8 @@ class Adaptation:
     name: str
     description: str
     derive: Derive | None = None  # None: no extra columns
+    recording: str | None = None  # "module:function" adapting a trained model to one recording (models/test_time)
+    needs_context: bool = False  # whether it reads the context numbers (config checks a step gives some)
 
 
 ADAPTATIONS: dict[str, Adaptation] = {}
@@ -62,8 +75,23 @@ def record_standardised(
 
 register_adaptation(Adaptation("none", "the context numbers as they are"))
 register_adaptation(
-    Adaptation("record_norm", "each context number also standardised within its record", record_standardised)
+    Adaptation(
+        "record_norm",
+        "each context number also standardised within its record",
+        record_standardised,
+        needs_context=True,
+    )
 )
+_TEST_TIME = "ecg_mlflow.models.test_time"
+for _name, _description in {
+    "prior": "the recording's class priors re-estimated by EM (Saerens et al. 2002)",
+    "adabn": "normalisation statistics of the recording (Li et al. 2016; backbone cnn_bn)",
+    "tent": "adabn, then entropy minimisation on the normalisation's scale and shift (Wang et al. 2021)",
+    "self_train": "fine-tuned on its own confident answers, class-wise thresholds (Zou et al. 2018)",
+    "dominant": "self_train with the recording's dominant morphology at a regular rhythm called N",
+    "ssl": "the encoder fine-tuned on the paper's 8 transforms of the recording's beats (Sun et al. 2020)",
+}.items():
+    register_adaptation(Adaptation(_name, _description, recording=f"{_TEST_TIME}:{_name}"))
 
 
 def adapt_context(

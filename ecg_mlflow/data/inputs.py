@@ -9,6 +9,9 @@ unchanged:
 - `kachuee`: the paper's beat (physionet.beats_from_signal).
 - `window`: a fixed window from 0.5 s before the R peak to 1.0 s after, 125 Hz, in mV, less the
   window's median (the baseline).
+- `window_record`: the `window`, divided by the recording's own typical QRS amplitude (the median over its
+  beats of the peak-to-peak of the QRS samples), so a beat reads "as tall as this patient's usual beat",
+  whatever the recorder's gain, the lead's placement or the patient's build. No label is read.
 - `three_beats`: a fixed window from 1.5 s before to 1.5 s after (at rest rates the previous beat,
   this one and the next), 62.5 Hz, mV less the median.
 - `two_leads`: the 1.5-s window of the beat lead and of the record's second ECG lead side by side,
@@ -74,6 +77,24 @@ def fixed_window(leads: np.ndarray, fs: int, peaks: np.ndarray) -> np.ndarray:
     return windows(at_rate(leads[:, 0], fs), _peaks_at(peaks, fs, SAMPLING_RATE), 62, BEAT_LENGTH)
 
 
+QRS_SAMPLES = slice(62 - 12, 62 + 13)  # 0.1 s either side of the R peak in a `window` (125 Hz, R at sample 62)
+MIN_AMPLITUDE_MV = 1e-3  # a flat recording keeps its units rather than dividing by zero
+
+
+def record_amplitude(beats: np.ndarray) -> float:
+    """The recording's typical QRS amplitude: the median over its beats of each QRS's peak-to-peak (mV)."""
+    if len(beats) == 0:
+        return 1.0
+    qrs = beats[:, QRS_SAMPLES]
+    return max(float(np.median(qrs.max(axis=1) - qrs.min(axis=1))), MIN_AMPLITUDE_MV)
+
+
+def record_scaled_window(leads: np.ndarray, fs: int, peaks: np.ndarray) -> np.ndarray:
+    """The `window`, in units of the recording's own typical QRS amplitude (record_amplitude)."""
+    beats = fixed_window(leads, fs, peaks)
+    return (beats / record_amplitude(beats)).astype(np.float32)
+
+
 def three_beats(leads: np.ndarray, fs: int, peaks: np.ndarray) -> np.ndarray:
     """1.5 s either side of the R peak at 62.5 Hz: the neighbours' timing and shape beside the beat's."""
     return windows(at_rate(leads[:, 0], fs, halve=True), _peaks_at(peaks, fs, SAMPLING_RATE / 2), 93, BEAT_LENGTH)
@@ -90,5 +111,12 @@ def two_leads(leads: np.ndarray, fs: int, peaks: np.ndarray) -> np.ndarray:
 
 register_input_kind(InputKind("kachuee", "the paper's beat: from the R peak, 1.2 x median R-R, [0, 1], padded", None))
 register_input_kind(InputKind("window", "-0.5 s to +1.0 s around the R peak, 125 Hz, mV", fixed_window))
+register_input_kind(
+    InputKind(
+        "window_record",
+        "the window in units of the recording's typical QRS amplitude (median peak-to-peak)",
+        record_scaled_window,
+    )
+)
 register_input_kind(InputKind("three_beats", "-1.5 s to +1.5 s around the R peak, 62.5 Hz, mV", three_beats))
 register_input_kind(InputKind("two_leads", "-0.5 s to +1.0 s of both leads, 62.5 Hz, mV", two_leads, leads=2))

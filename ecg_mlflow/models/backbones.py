@@ -90,10 +90,13 @@ def mlp_features(x: Tensor, c: BackboneConfig) -> Tensor:
     return keras.layers.Dense(c.dense_units, activation="relu", name=f"enc_dense{c.depth - 1}")(x)
 
 
-def cnn_features(x: Tensor, c: BackboneConfig) -> Tensor:
-    """The paper's CNN: depth x (Conv1D + LeakyReLU + MaxPool1D(2)), Flatten, 2 Dense + LeakyReLU."""
+def cnn_features(x: Tensor, c: BackboneConfig, batch_norm: bool = False) -> Tensor:
+    """The paper's CNN: depth x (Conv1D + LeakyReLU + MaxPool1D(2)), Flatten, 2 Dense + LeakyReLU;
+    with `batch_norm`, a BatchNormalization between each Conv1D and its activation."""
     for i in range(1, c.depth + 1):
         x = keras.layers.Conv1D(c.units, c.kernel_size, padding="same", name=f"enc_conv{i}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"enc_bn{i}")(x)
         x = keras.layers.LeakyReLU(name=f"enc_lrelu_conv{i}")(x)
         if x.shape[1] is None or x.shape[1] >= 2:
             x = keras.layers.MaxPooling1D(2, name=f"enc_pool{i}")(x)
@@ -103,6 +106,12 @@ def cnn_features(x: Tensor, c: BackboneConfig) -> Tensor:
         x = keras.layers.Dense(c.dense_units, name=f"enc_dense{i}")(x)
         x = keras.layers.LeakyReLU(name=f"enc_lrelu_dense{i}")(x)
     return x
+
+
+def cnn_bn_features(x: Tensor, c: BackboneConfig) -> Tensor:
+    """The CNN with batch normalisation: statistics that test-time adaptation (AdaBN, Tent) re-estimates per
+    recording. Its layers keep the CNN's names, so a CNN's pretrained weights do not fit it (the enc_bn layers)."""
+    return cnn_features(x, c, batch_norm=True)
 
 
 def lstm_features(x: Tensor, c: BackboneConfig) -> Tensor:

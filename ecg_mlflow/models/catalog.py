@@ -94,6 +94,16 @@ register_backbone(
 )
 register_backbone(
     Backbone(
+        "cnn_bn",
+        "The paper's CNN with batch normalisation after each Conv1D: the normalisation statistics a recording can "
+        "re-estimate without labels (adapt=adabn, tent: models/test_time.py).",
+        BackboneConfig(units=16, depth=3, dense_units=64, dropout=0.1, kernel_size=5),
+        "ecg_mlflow.models.backbones:cnn_bn_features",
+        sizes=("units", "depth", "dense_units", "dropout", "kernel_size"),
+    )
+)
+register_backbone(
+    Backbone(
         "lstm",
         "The paper's LSTM(64), its first layer reading the beat backwards, then a Dense hidden layer with ReLU.",
         BackboneConfig(units=64, depth=1, dense_units=64, dropout=0.1, kernel_size=1),

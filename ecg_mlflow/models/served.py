@@ -7,16 +7,21 @@ numbers alone, `classifier.joblib`: models/features.py) and, whichever it is:
 - takes beats as lists of 187 numbers (or (n, 187, 1)); a model with rhythm context takes
   {"beat": [...], "rhythm": [...]} with the context columns named in the run's description;
 - returns one row per beat: `label` (the class name) and `p_<class>` for every class;
-- predicts quietly, so the server's log shows requests, not progress bars.
+- predicts quietly, so the server's log shows requests, not progress bars;
+- with an adaptation that changes the model per recording (`adapt` in its labels: models/test_time.py), adapts
+  to the beats of each request, which are one recording, before labelling them, and says so per beat
+  (`adapted`: False for a recording too short to adapt).
 
 It is logged as code (MLflow's "models from code"): this file is copied into the model and run
-when the model loads, so it imports nothing from ecg_mlflow and a served model needs only
-numpy, pandas, mlflow and keras (or scikit-learn). The package imports `class_probabilities` from here, so the
+when the model loads. It imports nothing from ecg_mlflow: a model that adapts names its adaptation's
+function in its labels ("module:function", as backbones name their builders) and carries the package
+as its code path (tracking/classifiers.py). The package imports `class_probabilities` from here, so the
 served model and the training steps turn a sigmoid into two class probabilities the same way.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -36,6 +41,7 @@ BEAT_INPUT = "beat"
 CONTEXT_INPUT = "rhythm"
 LABEL_COLUMN = "label"
 PROBABILITY_PREFIX = "p_"
+ADAPTED_COLUMN = "adapted"
 
 
 def class_probabilities(outputs: np.ndarray, n_classes: int) -> np.ndarray:
@@ -86,10 +92,13 @@ def features_probabilities(features_model: Any, rhythm: np.ndarray, n_classes: i
     return probs
 
 
-def label_table(probs: np.ndarray, class_names: list[str]) -> pd.DataFrame:
-    """One row per beat: the most likely class's name, then the probability of every class."""
+def label_table(probs: np.ndarray, class_names: list[str], adapted: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per beat: the most likely class's name, the probability of every class, and (for a model that
+    adapts) whether the beat's recording was adapted to."""
     table = pd.DataFrame(probs, columns=[f"{PROBABILITY_PREFIX}{name}" for name in class_names])
     table.insert(0, LABEL_COLUMN, np.asarray(class_names, dtype=object)[probs.argmax(axis=1)])
+    if adapted is not None:
+        table[ADAPTED_COLUMN] = adapted
     return table
 
 
@@ -104,13 +113,22 @@ class BeatClassifier(mlflow.pyfunc.PythonModel):
     features_model: Any = None
     beat_length: int = 187
     input_kind: str = "kachuee"  # how the beats it takes were cut (ecg_mlflow/data/inputs.py)
+    adapt: str = "none"  # the label-free adaptation to each recording (ecg_mlflow/data/adaptation.py)
+    adapter: str = ""  # "module:function" adapting the network per recording (test_time.adapted_probabilities)
 
     @classmethod
     def around(
-        cls, model: Any, class_names: list[str], context_names: list[str], input_kind: str = "kachuee"
+        cls,
+        model: Any,
+        class_names: list[str],
+        context_names: list[str],
+        input_kind: str = "kachuee",
+        adapt: tuple[str, str] = ("none", ""),
     ) -> BeatClassifier:
-        """The wrapper around a model in memory (for logging it, and for benchmarks), as load_context makes it."""
+        """The wrapper around a model in memory (for logging it, and for benchmarks), as load_context makes it;
+        `adapt`: the adaptation's name and the function that adapts the network per recording ("" for none)."""
         wrapper = cls()
+        wrapper.adapt, wrapper.adapter = adapt
         if hasattr(model, "predict_proba") and not hasattr(model, "layers"):
             wrapper.features_model = model
         else:
@@ -125,6 +143,7 @@ class BeatClassifier(mlflow.pyfunc.PythonModel):
         self.context_names: list[str] = labels["context_names"]
         self.beat_length = int(labels.get("beat_length", 187))
         self.input_kind = labels.get("input", "kachuee")
+        self.adapt, self.adapter = labels.get("adapt", "none"), labels.get("adapter", "")
         if SKLEARN_ARTIFACT in context.artifacts:
             import joblib
 
@@ -135,19 +154,37 @@ class BeatClassifier(mlflow.pyfunc.PythonModel):
 
         self.keras_model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
 
-    def probabilities(self, model_input: Any) -> np.ndarray:
+    def probabilities(self, model_input: Any, records: np.ndarray | None = None) -> np.ndarray:
         """(n, n_classes) class probabilities for what a client sent (see served_inputs)."""
+        return self.adapted_probabilities(model_input, records)[0]
+
+    def adapted_probabilities(
+        self, model_input: Any, records: np.ndarray | None = None, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, n_classes) probabilities and, for a model that adapts, whether each beat's recording was adapted
+        to (`records` names each beat's recording; None: the beats are one recording)."""
         inputs = served_inputs(model_input, self.beat_length, len(self.context_names))
+        n_classes = len(self.class_names)
         if self.features_model is not None:
-            return features_probabilities(self.features_model, inputs[CONTEXT_INPUT], len(self.class_names))
+            return features_probabilities(self.features_model, inputs[CONTEXT_INPUT], n_classes), None
+        if self.adapter:
+            module, _, function = self.adapter.partition(":")
+            adapted_probabilities = getattr(importlib.import_module(module), function)
+            beats = inputs[BEAT_INPUT][..., 0]
+            records = np.zeros(len(beats), dtype=np.int64) if records is None else np.asarray(records)
+            recording = (beats, inputs.get(CONTEXT_INPUT), tuple(self.context_names))
+            answer = adapted_probabilities(self.keras_model, recording, records, self.adapt, n_classes, seed)
+            return answer.proba, ~np.isin(records.astype(str), answer.unadapted)
         names = [t.name for t in self.keras_model.inputs]
         feed = inputs if len(names) > 1 else inputs[BEAT_INPUT]
         outputs = self.keras_model.predict(feed, batch_size=1024, verbose=0)
-        return class_probabilities(outputs, len(self.class_names))
+        return class_probabilities(outputs, n_classes), None
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
-        """Labels and probabilities for the posted beats (see served_inputs for what may be posted)."""
-        return label_table(self.probabilities(model_input), self.class_names)
+        """Labels and probabilities for the posted beats (see served_inputs for what may be posted): one
+        recording's beats, which a model that adapts adapts to first."""
+        proba, adapted = self.adapted_probabilities(model_input)
+        return label_table(proba, self.class_names, adapted)
 
 
 mlflow.models.set_model(BeatClassifier())

@@ -31,7 +31,8 @@ from ecg_mlflow.data.context import CONTEXT_COLUMNS, beat_context
 from ecg_mlflow.data.databases import get_database
 from ecg_mlflow.data.physionet import beats_from_signal, record_inputs
 from ecg_mlflow.data.records import RecordSignal, has_annotations, read_any_record
-from ecg_mlflow.models.served import BEAT_INPUT, CONTEXT_INPUT, LABEL_COLUMN
+from ecg_mlflow.models.served import ADAPTED_COLUMN, BEAT_INPUT, CONTEXT_INPUT, LABEL_COLUMN
+from ecg_mlflow.models.test_time import MIN_BEATS
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.tracking.classifiers import load_served
 from ecg_mlflow.tracking.runs import describe_run, step_run
@@ -52,6 +53,7 @@ class RecordLabels:
     table: pd.DataFrame
     peaks_from: str  # "annotations (atr)" or "QRS detector"
     seconds: dict[str, float] = field(default_factory=dict)  # read, segment, classify
+    adapt: str = "none"  # the model's adaptation to the record
 
 
 def classify_signal(
@@ -67,12 +69,13 @@ def classify_signal(
         one_record = np.zeros(len(context), dtype=np.int64)  # an adaptation's columns come from this record alone
         inputs[CONTEXT_INPUT] = context_matrix(context, CONTEXT_COLUMNS, one_record, tuple(classifier.context_names))
     segmented = time.perf_counter()
+    chunk_beats = max(len(beats), 1) if classifier.adapter else CHUNK_BEATS  # adapting sees the recording whole
     parts = []
-    for first in range(0, len(beats), CHUNK_BEATS):
-        chunk = {name: values[first : first + CHUNK_BEATS] for name, values in inputs.items()}
+    for first in range(0, len(beats), chunk_beats):
+        chunk = {name: values[first : first + chunk_beats] for name, values in inputs.items()}
         parts.append(classifier.predict(None, chunk))
         if on_progress:
-            on_progress(min(first + CHUNK_BEATS, len(beats)), len(beats))
+            on_progress(min(first + chunk_beats, len(beats)), len(beats))
     table = pd.concat(parts, ignore_index=True) if parts else _empty_table(classifier.class_names)
     table.insert(0, "time_s", np.round(read.qrs / read.fs, 4))
     table.insert(0, "sample", read.qrs)
@@ -142,6 +145,11 @@ def summary_lines(result: RecordLabels, class_names: list[str]) -> list[str]:
     for name in class_names:
         count = int(counts.get(name, 0))
         lines.append(f"  {name:<8} {count:>7}  {100 * count / max(len(table), 1):6.2f} %")
+    if ADAPTED_COLUMN in table and len(table) and not table[ADAPTED_COLUMN].all():
+        lines.append(
+            f"  not adapted: {len(table)} beats are fewer than the {MIN_BEATS} adapt={result.adapt} needs; "
+            "labelled by the model as trained"
+        )
     if REFERENCE_COLUMN in table:
         known = table[table[REFERENCE_COLUMN] != ""]
         agreement = accuracy_score(known[REFERENCE_COLUMN], known[LABEL_COLUMN]) if len(known) else float("nan")
@@ -157,7 +165,7 @@ def classify_record(config: ClassifyConfig, classifier: Any, on_progress: Progre
     read_seconds = time.perf_counter() - start
     table, seconds = classify_signal(read, classifier, on_progress)
     peaks_from = f"annotations ({config.annotator})" if annotated else "QRS detector"
-    return RecordLabels(read, table, peaks_from, {"read": read_seconds, **seconds})
+    return RecordLabels(read, table, peaks_from, {"read": read_seconds, **seconds}, classifier.adapt)
 
 
 def write_outputs(result: RecordLabels, out: Path, strip_seconds: float) -> list[Path]:

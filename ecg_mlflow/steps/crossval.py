@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import CrossValConfig, PretrainConfig
 from ecg_mlflow.data.splits import patient_folds
-from ecg_mlflow.models.classifier import build_ensemble, predict_proba
+from ecg_mlflow.models.classifier import build_ensemble
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.folds import (
     FoldFit,
@@ -46,6 +46,7 @@ from ecg_mlflow.steps.supervised import (
     headline,
     log_classifier,
     log_test_evaluation,
+    predict_recordings,
     split_beats,
 )
 from ecg_mlflow.steps.training import seed_everything
@@ -115,7 +116,7 @@ def network_fold(
             mlflow.set_tag(UPSTREAM_RUN_TAG, encoder.run_id)
         seed_everything(config.seed + fold)
         model, history = train_classifier(config, encoder, train, val, n_classes, callbacks, verbose)
-        return model, predict_proba(model, val.x, n_classes, context=val.context), history
+        return model, predict_recordings(model, val, n_classes, config.adapt, config.seed + fold), history
 
     return fit
 
@@ -150,14 +151,14 @@ def run_crossval(
 
         averaged = build_ensemble(cv.models, n_classes)
         test = split_beats(dataset, "test", config.context, config.adapt)
-        test_proba = predict_proba(averaged, test.x, n_classes, context=test.context)
+        test_proba = predict_recordings(averaged, test, n_classes, config.adapt, config.seed)
         metrics = {**cv.summary, **log_test_evaluation(test_proba, test, dataset, None, beats.majority)}
         flag_if_learned_nothing(metrics)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = crossval_model_name(config.data.dataset, config.backbone)
         sample = beats.subset(np.arange(min(8, len(beats.y))))
         model_uri, version = log_classifier(
-            averaged, sample, dataset.class_names, name, alias, register, run.info.run_id
+            averaged, sample, dataset.class_names, name, alias, register, run.info.run_id, config.adapt
         )
         describe_run(
             f"{config.folds}-fold patient-wise cross-validation of the {config.backbone} classifier ("

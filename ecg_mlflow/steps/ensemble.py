@@ -103,9 +103,12 @@ def run_ensemble(
             config.epochs, config.batch_size, config.patience, config.class_weight, config.min_epochs, seed=config.seed
         )
         history = fit_classifier(model, train, val, n_classes, settings, callbacks, verbose)
-        metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority)
+        adapt = (config.adapt, config.seed)
+        metrics = evaluate_and_log(model, val, test, dataset, history, majority=train.majority, adapt=adapt)
         name = ensemble_model_name(config.data.dataset)
-        model_uri, version = log_classifier(model, val, dataset.class_names, name, CURRENT_ALIAS, register, run_id)
+        model_uri, version = log_classifier(
+            model, val, dataset.class_names, name, CURRENT_ALIAS, register, run_id, config.adapt
+        )
         describe_run(
             f"Average of {', '.join(f'{b} (run {m.run_id})' for b, m in zip(config.members, members, strict=True))}, "
             f"trained again on {config.data.dataset} ({config.data.split} split). {headline(metrics)}."

@@ -110,7 +110,8 @@ def run_evaluate(config: EvaluateConfig, *, verbose: int = 1, model_run: Upstrea
         mlflow.log_params({"beats": len(beats.y), "records_evaluated": len(set(beats.records.tolist()))})
         mlflow.set_tag("ecg_mlflow.dataset_digest", beats.digest)
         context = model_context(classifier, model_run, beats)
-        proba = classifier.probabilities({BEAT_INPUT: beats.x} | ({} if context is None else {CONTEXT_INPUT: context}))
+        inputs = {BEAT_INPUT: beats.x} | ({} if context is None else {CONTEXT_INPUT: context})
+        proba = classifier.probabilities(inputs, beats.records)  # a model that adapts: to each recording
         evaluation = evaluate_predictions(
             beats.y, proba, database.class_names, "test_", headline_classes=database.headline_classes
         )

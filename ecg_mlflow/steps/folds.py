@@ -26,6 +26,7 @@ FOLD_STEP = "crossval_fold"
 FOLD_TAG = "ecg_mlflow.fold"
 CV_DIR = "crossval"
 OUT_OF_FOLD_FILE = "out_of_fold.npz"
+FOLD_MODEL_DIR, FOLD_MODEL_FILE = "fold_model", "classifier.keras"
 # The selection figures of a fold (supervised.log_selection) summarised over folds on the parent.
 FOLD_FIGURES = (
     "val_macro_f1_nsv_selected",
@@ -44,8 +45,8 @@ def development_beats(dataset: BeatDataset, context: str, adapt: str = "none") -
     parts = [split_beats(dataset, split, context, adapt) for split in ("train", "val")]
     context_rows = None if parts[0].context is None else np.concatenate([p.context for p in parts])
     x, y = np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts])
-    beats = LabelledBeats(x, y, context_rows, parts[0].context_names, dataset.input_kind)
-    return beats, np.concatenate([dataset.train.records, dataset.val.records])
+    records = np.concatenate([dataset.train.records, dataset.val.records])
+    return LabelledBeats(x, y, context_rows, parts[0].context_names, dataset.input_kind, records), records
 
 
 def summarise_folds(fold_figures: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -112,6 +113,7 @@ def cross_validate(
             mlflow.set_tags({FOLD_TAG: str(fold + 1), TEST_SPLIT_TAG: seal_tag()})
             mlflow.log_param("val_records", ",".join(sorted(set(records[held].tolist()))))
             model, proba, history = fit_fold(train, val, fold)
+            log_fold_model(model)
             fold_figures = log_selection(proba, val, dataset, history, majority=train.majority)
             flag_if_learned_nothing(fold_figures)
         models.append(model)
@@ -142,6 +144,36 @@ class OutOfFold:
             )
             for rows in (self.fold == f for f in np.unique(self.fold))
         ]
+
+
+def log_fold_model(model: Any) -> None:
+    """The fold's network in its fold run (fold_model/classifier.keras), so an adaptation or another choice can be
+    scored on the held-out records again without training the fold again (benchmarks/bench_adaptation.py)."""
+    if not hasattr(model, "save"):  # a features model: cheap to fit again, not kept
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / FOLD_MODEL_FILE
+        model.save(path)
+        mlflow.log_artifact(str(path), FOLD_MODEL_DIR)
+
+
+def load_fold_models(run_id: str) -> list[Any]:
+    """The fold networks a cross-validation run's fold runs logged, in fold order."""
+    import keras
+
+    folds = mlflow.search_runs(
+        experiment_ids=[mlflow.get_run(run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.`{FOLD_TAG}` != ''",
+        output_format="list",
+    )
+    models = []
+    for fold in sorted(folds, key=lambda run: int(run.data.tags[FOLD_TAG])):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=fold.info.run_id, artifact_path=f"{FOLD_MODEL_DIR}/{FOLD_MODEL_FILE}", dst_path=tmp
+            )
+            models.append(keras.saving.load_model(path, compile=False))
+    return models
 
 
 def log_out_of_fold(oof: OutOfFold) -> None:

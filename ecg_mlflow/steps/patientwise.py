@@ -34,7 +34,7 @@ from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.folds import OutOfFold, load_out_of_fold
 from ecg_mlflow.steps.result import StepResult
 from ecg_mlflow.steps.supervised import headline, log_classifier, log_test_evaluation, split_beats
-from ecg_mlflow.tracking.classifiers import load_classifier, load_served
+from ecg_mlflow.tracking.classifiers import load_classifier, load_served, recording_adapter
 from ecg_mlflow.tracking.registry import CURRENT_ALIAS, patientwise_model_name
 from ecg_mlflow.tracking.runs import describe_run, experiment_name, step_run
 from ecg_mlflow.tracking.upstream import UpstreamError, UpstreamRun, resolve_upstream_run
@@ -187,14 +187,18 @@ def run_patientwise(config: PatientwiseConfig, *, register: bool = True, verbose
         mlflow.log_text(table, "patientwise/candidates.md")
 
         model, context_names = chosen_model(chosen, dataset.class_names)
-        test = split_beats(dataset, "test", first["context"], first.get("adapt", "none"))
-        served = BeatClassifier.around(model, list(dataset.class_names), context_names)
+        adapt = first.get("adapt", "none")
+        test = split_beats(dataset, "test", first["context"], adapt)
+        served = BeatClassifier.around(
+            model, list(dataset.class_names), context_names, data.input, (adapt, recording_adapter(model, adapt))
+        )
         inputs = {BEAT_INPUT: test.x} | ({} if test.context is None else {CONTEXT_INPUT: test.context})
         majority = int(np.bincount(load_out_of_fold(runs[0].run_id).y).argmax())
-        metrics = log_test_evaluation(served.probabilities(inputs), test, dataset, None, majority)
+        metrics = log_test_evaluation(served.probabilities(inputs, test.records), test, dataset, None, majority)
         sample = test.subset(np.arange(min(8, len(test.y))))
+        name = patientwise_model_name(config.dataset)
         model_uri, version = log_classifier(
-            model, sample, dataset.class_names, patientwise_model_name(config.dataset), CURRENT_ALIAS, register, run_id
+            model, sample, dataset.class_names, name, CURRENT_ALIAS, register, run_id, adapt
         )
         own_run = UpstreamRun(run_id, model_uri, STEP, {"dataset": config.dataset, **first})
         metrics |= evaluate_externally(config, model_uri, own_run)

@@ -21,6 +21,7 @@ from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.dataset import BeatDataset
 from ecg_mlflow.evaluation import Evaluation, evaluate_predictions, log_evaluation, log_per_record, per_record_table
 from ecg_mlflow.models.classifier import model_inputs, predict_proba
+from ecg_mlflow.models.test_time import MIN_BEATS, adapted_probabilities, load_adapter
 from ecg_mlflow.steps.training import (
     VAL_MACRO_F1,
     MlflowEpochLogger,
@@ -59,10 +60,12 @@ class LabelledBeats:
     context: np.ndarray | None = None
     context_names: tuple[str, ...] = ()  # the context columns, adaptation's included (what a served model lists)
     input_kind: str = "kachuee"  # what x holds of each beat (data/inputs.py)
+    records: np.ndarray | None = None  # each beat's recording (None: isolated beats, the Kaggle CSVs)
 
     def subset(self, rows: np.ndarray) -> LabelledBeats:
         context = None if self.context is None else self.context[rows]
-        return LabelledBeats(self.x[rows], self.y[rows], context, self.context_names, self.input_kind)
+        records = None if self.records is None else self.records[rows]
+        return LabelledBeats(self.x[rows], self.y[rows], context, self.context_names, self.input_kind, records)
 
     def inputs(self, model: keras.Model) -> np.ndarray | dict[str, np.ndarray]:
         return model_inputs(model, self.x, self.context)
@@ -78,7 +81,27 @@ def split_beats(dataset: BeatDataset, split: str, context: str, adapt: str = "no
     each record as `adapt` says (data/adaptation.py)."""
     table = dataset.table(split)
     columns, names = adapt_context(adapt, dataset.context(split, context), CONTEXT_KINDS[context], table.records)
-    return LabelledBeats(table.x, table.y, columns, names, dataset.input_kind)
+    records = table.records if table.has_records else None
+    return LabelledBeats(table.x, table.y, columns, names, dataset.input_kind, records)
+
+
+def predict_recordings(model: keras.Model, beats: LabelledBeats, n_classes: int, adapt: str, seed: int) -> np.ndarray:
+    """The model's probabilities for `beats`, adapted to each recording first where `adapt` changes the model
+    (models/test_time.py); isolated beats (no recordings) and too-short recordings are labelled as trained."""
+    if beats.records is None or load_adapter(adapt) is None:
+        return predict_proba(model, beats.x, n_classes, context=beats.context)
+    adapted = adapted_probabilities(
+        model, (beats.x, beats.context, beats.context_names), beats.records, adapt, n_classes, seed
+    )
+    if adapted.unadapted:
+        log.warning(
+            "adapt=%s: %d recording(s) have fewer than %d beats and were labelled unadapted: %s",
+            adapt,
+            len(adapted.unadapted),
+            MIN_BEATS,
+            ", ".join(adapted.unadapted),
+        )
+    return adapted.proba
 
 
 def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -228,20 +251,20 @@ def evaluate_and_log(
     dataset: BeatDataset,
     history: dict[str, list[float]],
     majority: int = 0,
+    adapt: tuple[str, int] = ("none", 0),
 ) -> dict[str, float]:
     """Selection summary (validation) and, for a final network (`test` given), the test-split evaluation,
     logged to the active run. A compared network (test None: the split is sealed) gets the summary only.
+    `adapt` (the adaptation and its seed) adapts the model to each recording before it labels its beats.
 
     `majority` is the training labels' most common class: both splits are compared with always
     answering it, and a run no better than that is tagged ecg_mlflow.learned_nothing=true.
     """
     n_classes = len(dataset.class_names)
-    summary = log_selection(
-        predict_proba(model, val.x, n_classes, context=val.context), val, dataset, history, majority
-    )
+    summary = log_selection(predict_recordings(model, val, n_classes, *adapt), val, dataset, history, majority)
     metrics = dict(summary)
     if test is not None:
-        test_proba = predict_proba(model, test.x, n_classes, context=test.context)
+        test_proba = predict_recordings(model, test, n_classes, *adapt)
         metrics |= log_test_evaluation(test_proba, test, dataset, history, majority)
     flag_if_learned_nothing(metrics)
     return metrics
@@ -261,14 +284,15 @@ def log_classifier(
     alias: str,
     register: bool,
     run_id: str,
+    adapt: str = "none",
 ) -> tuple[str, str]:
     """Log the served form (models/served.py) with a signature from real beats; optionally register.
 
-    The served model takes the sample's context columns (`sample.context_names`). -> (model URI, registered
-    version or "").
+    The served model takes the sample's context columns (`sample.context_names`) and adapts to each recording as
+    `adapt` says. -> (model URI, registered version or "").
     """
     few = sample.subset(np.arange(min(8, len(sample.y))))
-    info = log_served_classifier(model, few.x, few.context, class_names, few.context_names, few.input_kind)
+    info = log_served_classifier(model, few.x, few.context, class_names, few.context_names, few.input_kind, adapt)
     mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     if not register:
         return info.model_uri, ""

@@ -179,10 +179,14 @@ def run_transfer(
             mlflow.log_param("val_records", ",".join(sorted(set(dataset.val.records))))
 
         model, history = train_classifier(config, upstream, train, val, len(dataset.class_names), callbacks, verbose)
-        metrics = evaluate_and_log(model, val, test[0] if test else None, dataset, history, majority=train.majority)
+        final = test[0] if test else None
+        adapt = (config.adapt, config.seed)
+        metrics = evaluate_and_log(model, val, final, dataset, history, majority=train.majority, adapt=adapt)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = classifier_model_name(config.data.dataset, config.backbone)
-        model_uri, version = log_classifier(model, val, dataset.class_names, name, alias, register, run_id)
+        model_uri, version = log_classifier(
+            model, val, dataset.class_names, name, alias, register, run_id, config.adapt
+        )
         origin = f"fine-tuned from pretrain run {upstream.run_id}" if upstream else "from scratch"
         if upstream and config.freeze:
             origin = f"frozen encoder of pretrain run {upstream.run_id}"

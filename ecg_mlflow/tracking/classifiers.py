@@ -25,10 +25,14 @@ from mlflow.models.model import ModelInfo
 
 from ecg_mlflow.models import served
 from ecg_mlflow.models.classifier import CONTEXT_INPUT, uses_context
+from ecg_mlflow.models.test_time import adapted_probabilities, load_adapter
 from ecg_mlflow.tracking.upstream import UpstreamError
 
-# What the served model needs, pinned to what trained it; the wrapper imports nothing else.
+# What the served model needs, pinned to what trained it. A network that adapts to each recording also runs
+# the package's test-time adaptation (its code path) and what that imports.
 SERVED_PACKAGES = ("mlflow", "keras", "tensorflow-cpu", "tensorflow", "numpy", "pandas")
+ADAPTING_PACKAGES = ("scipy", "scikit-learn", "pydantic")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # ecg_mlflow/, shipped with a model that adapts
 SERVED_FEATURES_PACKAGES = ("mlflow", "scikit-learn", "joblib", "numpy", "pandas")  # a features model: no Keras
 
 
@@ -58,17 +62,22 @@ def log_served_classifier(
     class_names: list[str],
     context_names: tuple[str, ...] = (),
     input_kind: str = "kachuee",
+    adapt: str = "none",
 ) -> ModelInfo:
-    """Log `model` wrapped for serving, with a signature and input example made from a few real beats."""
+    """Log `model` wrapped for serving, with a signature and input example made from a few real beats; a network
+    with an adaptation that changes it per recording (`adapt`) carries the package's code to do so."""
     example = served_example(model, beats, context)
-    wrapper = served.BeatClassifier.around(model, list(class_names), list(context_names), input_kind)
+    adapter = recording_adapter(model, adapt)
+    wrapper = served.BeatClassifier.around(model, list(class_names), list(context_names), input_kind, (adapt, adapter))
     output = wrapper.predict(None, example)
     with tempfile.TemporaryDirectory(prefix="ecg-served-") as tmp:
         labels_path = Path(tmp) / served.LABELS_FILE
         labels = {"class_names": list(class_names), "context_names": list(context_names), "input": input_kind}
-        labels_path.write_text(json.dumps(labels | {"beat_length": wrapper.beat_length}))
+        labels |= {"beat_length": wrapper.beat_length, "adapt": adapt, "adapter": adapter}
+        labels_path.write_text(json.dumps(labels))
         if is_keras(model):
-            model_path, artifact, packages = Path(tmp) / served.KERAS_FILE, served.KERAS_ARTIFACT, SERVED_PACKAGES
+            model_path, artifact = Path(tmp) / served.KERAS_FILE, served.KERAS_ARTIFACT
+            packages = SERVED_PACKAGES + (ADAPTING_PACKAGES if adapter else ())
             model.save(model_path)
         else:
             model_path, artifact = Path(tmp) / served.SKLEARN_FILE, served.SKLEARN_ARTIFACT
@@ -81,7 +90,16 @@ def log_served_classifier(
             signature=infer_signature(example, output),
             input_example=example,
             pip_requirements=served_requirements(packages),
+            code_paths=[str(PACKAGE_DIR)] if adapter else None,
         )
+
+
+def recording_adapter(model: Any, adapt: str) -> str:
+    """The function a served model calls to adapt itself to each recording ("module:function"), or "" when `adapt`
+    does not change this model per recording (no test-time adaptation, or a features model)."""
+    if not is_keras(model) or load_adapter(adapt) is None:
+        return ""
+    return f"{adapted_probabilities.__module__}:{adapted_probabilities.__name__}"
 
 
 def is_keras(model: Any) -> bool:

@@ -13,6 +13,7 @@ from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.inputs import INPUT_KINDS
 from ecg_mlflow.errors import ConfigError
+from ecg_mlflow.models.test_time import MIN_BEATS
 from ecg_mlflow.steps.classify import classify_record
 from ecg_mlflow.steps.crossval import run_crossval
 from ecg_mlflow.steps.pretrain import run_pretrain
@@ -138,14 +139,22 @@ def test_fold_pretraining_needs_a_pretrained_init() -> None:
         CrossValConfig(unlabelled=("svdb",), data=DataConfig(split="inter"))
 
 
-@pytest.mark.parametrize("adapt", sorted(ADAPTATIONS))
+# Every adaptation on every `make test` would cost minutes: the quick suite keeps one of each kind (none, one of the
+# context numbers, one that trains the network per recording); the slow suite runs them all.
+QUICK_ADAPTATIONS = ("none", "record_norm", "self_train")
+
+
+@pytest.mark.parametrize(
+    "adapt", [a if a in QUICK_ADAPTATIONS else pytest.param(a, marks=pytest.mark.slow) for a in sorted(ADAPTATIONS)]
+)
 def test_every_adaptation_leaves_a_model_that_serves_and_classifies_a_record(
     crossval, adapt, tmp_path, record_writer
 ) -> None:
-    """A transfer run with each adaptation; its served model labels every beat of a new record (classify)."""
+    """A transfer run with each adaptation (on the CNN with normalisation layers, which every adaptation can
+    change); its served model labels every beat of a new record (classify), adapted to it when it adapts."""
     result = run_transfer(
         TransferConfig(
-            backbone="mlp",
+            backbone="cnn_bn",
             init="scratch",
             epochs=1,
             min_epochs=0,
@@ -158,10 +167,12 @@ def test_every_adaptation_leaves_a_model_that_serves_and_classifies_a_record(
         verbose=0,
     )
     served = load_served(result.model_uri)
-    assert len(served.context_names) == len(CONTEXT_KINDS["rr"]) * (1 if adapt == "none" else 2)
-    record_writer(tmp_path, "new", ["MLII", "V1"], seconds=30.0, seed=9)
+    assert len(served.context_names) == len(CONTEXT_KINDS["rr"]) * (1 if ADAPTATIONS[adapt].derive is None else 2)
+    assert served.adapt == adapt and bool(served.adapter) == (ADAPTATIONS[adapt].recording is not None)
+    record_writer(tmp_path, "new", ["MLII", "V1"], seconds=60.0, seed=9)
     table = classify_record(ClassifyConfig(record=str(tmp_path / "new"), model=result.model_uri), served).table
-    assert len(table) > 20 and set(table["label"]) <= {"N", "S", "V", "F", "Q"}
+    assert len(table) > MIN_BEATS and set(table["label"]) <= {"N", "S", "V", "F", "Q"}
+    assert table["adapted"].all() if served.adapter else "adapted" not in table
 
 
 @pytest.mark.slow  # a pretraining and a transfer per input kind

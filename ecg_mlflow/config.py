@@ -18,6 +18,7 @@ from ecg_mlflow.checks import check_choice, comma_separated, one_of, validated, 
 from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.databases import DATABASES
+from ecg_mlflow.data.sources import SOURCES
 from ecg_mlflow.data.spec import (
     Count,
     DataConfig,
@@ -27,6 +28,7 @@ from ecg_mlflow.data.spec import (
     Split,
     check_context,
     check_inter_split,
+    timed_source,
 )
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
@@ -64,8 +66,13 @@ Patience = Count
 Strings = Annotated[tuple[str, ...], comma_separated]
 
 
-def check_adapt(adapt: str, context: str) -> None:
-    """An adaptation of the context numbers needs some."""
+def check_adapt(adapt: str, context: str, source: str = "physionet") -> None:
+    """An adaptation of the context numbers needs some; one to each recording needs beats that come in recordings."""
+    if ADAPTATIONS[adapt].recording and not SOURCES[source].timing:
+        raise ConfigError(
+            f"adapt={adapt!r} adapts the model to each recording, and source={source!r} holds isolated beats with no "
+            f"recordings; use source={timed_source()!r}, or adapt='none'"
+        )
     if ADAPTATIONS[adapt].needs_context and context == "none":
         raise ConfigError(
             f"adapt={adapt!r} adapts the context numbers to each record: give context='rr' or 'rr_template'"
@@ -145,7 +152,7 @@ class TransferConfig:
 
     def __post_init__(self) -> None:
         check_context(self.context, self.data.source)
-        check_adapt(self.adapt, self.context)
+        check_adapt(self.adapt, self.context, self.data.source)
         if self.pretrain_run_id and self.pretrain_model:
             raise ConfigError("give pretrain_run_id or pretrain_model, not both")
         if self.init == "scratch" and (self.pretrain_run_id or self.pretrain_model):
@@ -192,6 +199,11 @@ class FeaturesConfig:
 
     def __post_init__(self) -> None:
         check_context(self.context, self.data.source)
+        if ADAPTATIONS[self.adapt].recording:
+            raise ConfigError(
+                f"adapt={self.adapt!r} changes a network for each recording, and a features model has none: use "
+                f"adapt={', '.join(repr(a) for a, declared in ADAPTATIONS.items() if not declared.recording)}"
+            )
         if self.folds == 1 or (self.folds and self.data.split != "inter"):
             raise ConfigError(
                 f"folds={self.folds}: cross-validation is by patient, K >= 2 folds with split='inter'; or folds=0"
@@ -228,7 +240,7 @@ class EnsembleConfig:
 
     def __post_init__(self) -> None:
         check_context(self.context, self.data.source)
-        check_adapt(self.adapt, self.context)
+        check_adapt(self.adapt, self.context, self.data.source)
         if self.run_ids and len(self.run_ids) != len(self.members):
             raise ConfigError(
                 f"run_ids has {len(self.run_ids)} entries but members has {len(self.members)}; "

@@ -16,7 +16,7 @@ from ecg_mlflow.data.databases import DATABASES, training_datasets
 from ecg_mlflow.data.inputs import INPUT_KINDS
 from ecg_mlflow.data.sources import SOURCES
 from ecg_mlflow.errors import ConfigError
-from ecg_mlflow.models.catalog import BackboneConfig
+from ecg_mlflow.models.catalog import BACKBONES, BackboneConfig
 
 _NESTED: dict[str, type] = {"transforms": TransformConfig, "data": DataConfig}
 BACKBONE_SIZES: tuple[str, ...] = tuple(f.name for f in fields(BackboneConfig))
@@ -118,7 +118,7 @@ PARAMETER_HELP: dict[str, str] = {
     "val_fraction": "share of the training part held out for validation (inter: whole records) / model selection",
     "split_seed": "seed of the train/val/test split",
     "max_beats": "cap on training beats for quick runs (0 = all)",
-    "backbone": "mlp | cnn | lstm | resnet",
+    "backbone": " | ".join(BACKBONES),
     "epochs": "training epochs",
     "batch_size": "mini-batch size",
     "learning_rate": "Adam learning rate",
@@ -175,7 +175,7 @@ PARAMETER_HELP: dict[str, str] = {
     "download": "download the database with wfdb when its folder is missing or empty",
     "profile": "fast (all beats, about 20 min on 2 cores), paper (5/20/20 epochs, batch 64), quick (a demo)",
     "backbones": "comma-separated backbones to pretrain, transfer and ensemble",
-    "LabelEfficiencyConfig.backbone": "mlp | cnn | lstm | resnet, several comma-separated, or all",
+    "LabelEfficiencyConfig.backbone": f"{' | '.join(BACKBONES)}, several comma-separated, or all",
     "StudyScope.epochs": "epochs of every step: pretraining, supervised and ensemble (-1: the profile's)",
     "fractions": "comma-separated shares of the training labels (stratified: every class keeps a beat)",
     "inits": "comma-separated initialisations to compare: pretrained, scratch",

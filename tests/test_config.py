@@ -122,7 +122,7 @@ def test_every_field_has_a_default_so_older_runs_still_rebuild_their_config(conf
 def test_messages_name_the_field_and_say_what_is_wrong() -> None:
     with pytest.raises(ConfigError, match=r"^epochs=0: should be greater than or equal to 1$"):
         config_from_params(TransferConfig, {"epochs": "0"})
-    with pytest.raises(ConfigError, match=r"^backbone='gru': is not one of mlp, cnn, lstm, resnet"):
+    with pytest.raises(ConfigError, match=r"^backbone='gru': is not one of mlp, cnn, cnn_bn, lstm, resnet"):
         TransferConfig(backbone="gru")
     with pytest.raises(ConfigError, match=r"^unknown parameter 'colour'$"):
         DataConfig(colour="red")
@@ -172,3 +172,13 @@ def test_a_config_can_word_a_shared_parameter_its_own_way() -> None:
     assert parameter_help(TransferConfig, "backbone") == PARAMETER_HELP["backbone"]
     assert "every step" in parameter_help(MainConfig, "epochs")  # from the StudyScope base
     assert parameter_help(TransferConfig, "epochs") == PARAMETER_HELP["epochs"]
+
+
+def test_an_adaptation_to_each_recording_needs_recordings_and_a_network() -> None:
+    from ecg_mlflow.config import FeaturesConfig, TransferConfig
+
+    with pytest.raises(ConfigError, match="source='kaggle' holds isolated beats"):
+        TransferConfig(backbone="cnn", adapt="self_train", data=DataConfig(source="kaggle"))
+    with pytest.raises(ConfigError, match="a features model has none"):
+        FeaturesConfig(adapt="tent")
+    assert TransferConfig(backbone="cnn_bn", adapt="tent").adapt == "tent"

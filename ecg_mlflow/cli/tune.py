@@ -311,7 +311,14 @@ def best_command(
             typer.echo("re-run with --apply to train these as normal (registered) runs")
             return
         info = apply_best(best)
-        for key in ("pretrain_run_id", "transfer_run_id", "transfer_model_uri", "registered_version"):
+        for key in (
+            "pretrain_run_id",
+            "transfer_run_id",
+            "crossval_run_id",
+            "transfer_model_uri",
+            "crossval_model_uri",
+            "registered_version",
+        ):
             if info.get(key):
                 typer.echo(f"{key}: {info[key]}")
         for key, value in sorted(info.get("metrics", {}).items()):

@@ -27,11 +27,13 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import CrossValConfig, PretrainConfig
+from ecg_mlflow.data.sealed import TEST_SPLIT, open_splits
 from ecg_mlflow.data.splits import patient_folds
 from ecg_mlflow.models.classifier import build_ensemble
 from ecg_mlflow.params import flatten_config
 from ecg_mlflow.steps.folds import (
     FoldFit,
+    OnFold,
     cross_validate,
     cv_headline,
     development_beats,
@@ -127,7 +129,10 @@ def run_crossval(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     register: bool = True,
     verbose: int = 2,
+    on_fold: OnFold | None = None,
 ) -> StepResult:
+    """Cross-validate, then test the averaged fold models once, unless the test split is sealed (an Optuna trial:
+    the CV figures are its result; `on_fold` hears each fold's figures)."""
     params = flatten_config(config)
     run_name = f"cv{config.folds}-{transfer_run_name(config).removesuffix('-inter')}"
     with step_run(STEP, params, run_name=run_name, experiment=experiment_name(config.data.dataset)) as run:
@@ -145,15 +150,17 @@ def run_crossval(
         held = {fold: sorted(set(records[fold_of == fold].tolist())) for fold in range(config.folds)}
         protocols: list[str] = []
         fit = network_fold(config, upstream, held, n_classes, protocols, callbacks, verbose)
-        cv = cross_validate(params, (beats, records), fold_of, dataset, fit)
+        cv = cross_validate(params, (beats, records), fold_of, dataset, fit, on_fold)
         if protocols:  # the folds' own pretrainings: transductive if any saw the test records
             mlflow.set_tag(PROTOCOL_TAG, "transductive" if "transductive" in protocols else "inductive")
 
         averaged = build_ensemble(cv.models, n_classes)
-        test = split_beats(dataset, "test", config.context, config.adapt)
-        test_proba = predict_recordings(averaged, test, n_classes, config.adapt, config.seed)
-        metrics = {**cv.summary, **log_test_evaluation(test_proba, test, dataset, None, beats.majority)}
-        flag_if_learned_nothing(metrics)
+        metrics = dict(cv.summary)
+        if TEST_SPLIT in open_splits((TEST_SPLIT,)):  # a final model; a compared one (a trial) stops at its CV
+            test = split_beats(dataset, TEST_SPLIT, config.context, config.adapt)
+            test_proba = predict_recordings(averaged, test, n_classes, config.adapt, config.seed)
+            metrics |= log_test_evaluation(test_proba, test, dataset, None, beats.majority)
+            flag_if_learned_nothing(metrics)
         alias = CURRENT_ALIAS if config.init == "pretrained" else SCRATCH_ALIAS
         name = crossval_model_name(config.data.dataset, config.backbone)
         sample = beats.subset(np.arange(min(8, len(beats.y))))
@@ -163,7 +170,8 @@ def run_crossval(
         describe_run(
             f"{config.folds}-fold patient-wise cross-validation of the {config.backbone} classifier ("
             f"init={config.init}, context={config.context}, adapt={config.adapt}, class_weight={config.class_weight}): "
-            f"{cv_headline(cv.summary)}. The {config.folds} fold models averaged, tested once: {headline(metrics)}."
+            f"{cv_headline(cv.summary)}. The {config.folds} fold models averaged, "
+            + (f"tested once: {headline(metrics)}." if "test_accuracy" in metrics else "compared, so not tested.")
         )
         return StepResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, registered_version=version)
 

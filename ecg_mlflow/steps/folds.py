@@ -73,6 +73,8 @@ def fold_table(records: np.ndarray, y: np.ndarray, fold_of: np.ndarray, class_na
     return pd.DataFrame(rows)
 
 
+# (fold, its selection figures) -> None, after each fold
+OnFold = Callable[[int, dict[str, float]], None]
 # (training beats, held-out beats, fold) -> (the fold's model, its probabilities for the held-out beats, its history)
 FoldFit = Callable[[LabelledBeats, LabelledBeats, int], tuple[Any, np.ndarray, dict[str, list[float]] | None]]
 
@@ -93,11 +95,13 @@ def cross_validate(
     fold_of: np.ndarray,
     dataset: BeatDataset,
     fit_fold: FoldFit,
+    on_fold: OnFold | None = None,
 ) -> CrossValidation:
     """One nested run per fold: fit on every training record but the fold's, select on the fold's, no test.
 
     Shared by every model kind (networks in `crossval`, features models in `features`), so folds are
     run, logged and summarised the same way; the summary (cv_*) is logged to the active parent run.
+    `on_fold(fold, its selection figures)` is called after each fold (an Optuna trial reports and prunes there).
     """
     beats, records = pool
     folds = int(fold_of.max()) + 1
@@ -119,6 +123,8 @@ def cross_validate(
         models.append(model)
         figures.append(fold_figures)
         out_of_fold[held] = proba
+        if on_fold is not None:
+            on_fold(fold, fold_figures)
     summary = summarise_folds(figures) | out_of_fold_figures(beats.y, out_of_fold, dataset)
     mlflow.log_metrics(summary)
     log_out_of_fold(OutOfFold(out_of_fold, beats.y, fold_of, records))

@@ -1,9 +1,9 @@
 """Parameter names in a study file, and which step each goes to.
 
-Names are the flat names of params.parameter_names(PretrainConfig / TransferConfig). An
+Names are the flat names of params.parameter_names(PretrainConfig / TransferConfig / CrossValConfig). An
 unscoped name goes to every step of the study that accepts it (so `epochs: 1` shortens both
 pretraining and transfer); `pretrain.NAME` / `transfer.NAME` targets one step and wins over the
-unscoped name. Exception: unscoped `dataset` goes to the transfer step only (pretraining is on
+unscoped name. Exception: unscoped `dataset` goes to the supervised step only (pretraining is on
 MIT-BIH by definition). `head_weights.<transform>` sets one of the 8 pretraining head weights.
 """
 
@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecg_mlflow.config import DEFAULT_HEAD_WEIGHTS, PretrainConfig, TransferConfig
+from ecg_mlflow.config import DEFAULT_HEAD_WEIGHTS, CrossValConfig, PretrainConfig, TransferConfig
 from ecg_mlflow.errors import UsageError
 from ecg_mlflow.params import parameter_defaults, parameter_names
 from ecg_mlflow.transforms import TRANSFORM_NAMES
 
-STEP_CONFIGS: dict[str, type] = {"pretrain": PretrainConfig, "transfer": TransferConfig}
-STEP_ORDERS: tuple[tuple[str, ...], ...] = (("transfer",), ("pretrain", "transfer"))
+STEP_CONFIGS: dict[str, type] = {"pretrain": PretrainConfig, "transfer": TransferConfig, "crossval": CrossValConfig}
+# What one trial may run: a transfer (validated on held-out DS1 records), a pretraining then a transfer, or a
+# patient-wise cross-validation (each fold's score an intermediate value; its own pretraining per fold if asked).
+STEP_ORDERS: tuple[tuple[str, ...], ...] = (("transfer",), ("pretrain", "transfer"), ("crossval",))
+# The function that runs each step ("module:function"), imported when a trial runs it.
+STEP_RUNNERS: dict[str, str] = {
+    "pretrain": "ecg_mlflow.steps.pretrain:run_pretrain",
+    "transfer": "ecg_mlflow.steps.transfer:run_transfer",
+    "crossval": "ecg_mlflow.steps.crossval:run_crossval",
+}
 # Identify the run that feeds the transfer step; set by the study runner, never searched.
 UPSTREAM_NAMES = ("pretrain_run_id", "pretrain_model")
 # Where the files live and storage/tracking details are a command's business, not a study's.
@@ -63,8 +71,8 @@ def split_key(key: str, steps: tuple[str, ...]) -> tuple[str | None, str, str | 
 def _targets(scope: str | None, name: str, steps: tuple[str, ...]) -> list[str]:
     if scope is not None:
         return [scope]
-    if name == "dataset" and "transfer" in steps:
-        return ["transfer"]
+    if name == "dataset" and "pretrain" in steps:
+        return [s for s in steps if s != "pretrain"]
     return [s for s in steps if name in parameter_names(STEP_CONFIGS[s])]
 
 

@@ -7,6 +7,7 @@ exercise storage and parallel workers without training.
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from collections.abc import Callable
@@ -15,10 +16,11 @@ from typing import Any
 
 import optuna
 
-from ecg_mlflow.config import PretrainConfig, TransferConfig
+from ecg_mlflow.config import PretrainConfig
 from ecg_mlflow.data.sealed import sealed_test_split
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.params import config_from_params
+from ecg_mlflow.tuning.names import STEP_CONFIGS, STEP_RUNNERS
 from ecg_mlflow.tuning.spec import StudySpec
 
 
@@ -56,6 +58,18 @@ class PruningReporter:
             MlflowClient().log_metric(self.mlflow_run_id, self.monitor, value, step=epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.monitor}={value:.4f}")
+
+    def fold_callback(self) -> Any:
+        """For a cross-validation trial: after each fold, the running mean of the folds' monitored figure so far
+        (step = folds done), so the pruner compares trials after the same folds and can stop a poor one early."""
+        done: list[float] = []
+
+        def on_fold(fold: int, figures: dict[str, float]) -> None:
+            if self.monitor in figures:
+                done.append(float(figures[self.monitor]))
+            self.report(fold + 1, {self.monitor: float(sum(done) / len(done))} if done else {})
+
+        return on_fold
 
     def keras_callback(self) -> Any:
         """A Keras callback around report(), appended to the transfer step's callbacks."""
@@ -102,43 +116,51 @@ def run_steps(
     spec: StudySpec,
     values: dict[str, Any],
     *,
-    callbacks: tuple[Any, ...] = (),
+    reporter: PruningReporter | None = None,
     register: bool,
     info: dict[str, Any] | None = None,
 ) -> Any:
-    """Pretrain (if needed), then transfer from it; returns the transfer StepResult."""
-    from ecg_mlflow.steps.transfer import run_transfer
-
+    """Pretrain (if needed), then the supervised step (transfer, or a cross-validation) from it; returns the
+    supervised step's StepResult. The reporter hears each epoch of a transfer, each fold of a cross-validation."""
     info = {} if info is None else info
     params = spec.step_params(values)
-    transfer = dict(params["transfer"])
-    if needs_pretraining(spec, transfer):
-        from ecg_mlflow.steps.pretrain import run_pretrain
-
-        pretrain_config = config_from_params(PretrainConfig, params["pretrain"])
-        pretrained = run_pretrain(pretrain_config, register=register)
+    supervised = spec.steps[-1]
+    own = dict(params[supervised])
+    if needs_pretraining(spec, own):
+        pretrained = step_runner("pretrain")(config_from_params(PretrainConfig, params["pretrain"]), register=register)
         info["pretrain_run_id"] = pretrained.run_id
-        transfer["pretrain_run_id"] = pretrained.run_id
-    result = run_transfer(config_from_params(TransferConfig, transfer), callbacks=callbacks, register=register)
-    info["transfer_run_id"] = result.run_id
-    info["transfer_model_uri"] = result.model_uri
+        own["pretrain_run_id"] = pretrained.run_id
+    listens: dict[str, Any] = {}
+    if reporter is not None and supervised == "crossval":
+        listens = {"on_fold": reporter.fold_callback()}
+    elif reporter is not None:
+        listens = {"callbacks": (reporter.keras_callback(),)}
+    config = config_from_params(STEP_CONFIGS[supervised], own)
+    result = step_runner(supervised)(config, register=register, **listens)
+    info[f"{supervised}_run_id"] = result.run_id
+    info[f"{supervised}_model_uri"] = result.model_uri
     return result
 
 
+def step_runner(step: str) -> Callable[..., Any]:
+    """The function that runs `step` (names.STEP_RUNNERS), imported now: a study file loads without Keras."""
+    module, _, function = STEP_RUNNERS[step].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def evaluate_steps(ctx: TrialContext) -> float:
-    """The real objective: the transfer step's validation metric (never a test metric)."""
+    """The real objective: the supervised step's validation or cross-validation figure (never a test metric)."""
     with sealed_test_split("an Optuna trial"):  # a trial is compared: it never computes a test figure
-        result = run_steps(
-            ctx.spec, ctx.values, callbacks=(ctx.reporter.keras_callback(),), register=False, info=ctx.info
-        )
+        result = run_steps(ctx.spec, ctx.values, reporter=ctx.reporter, register=False, info=ctx.info)
     metrics = dict(result.metrics)
     if ctx.spec.metric not in metrics:
         raise ObjectiveError(
-            f"the transfer step reported no '{ctx.spec.metric}' "
+            f"the {ctx.spec.steps[-1]} step reported no '{ctx.spec.metric}' "
             f"(it reported: {', '.join(sorted(metrics)) or 'nothing'})"
         )
     value = float(metrics[ctx.spec.metric])
     if not math.isfinite(value):
         raise ObjectiveError(f"{ctx.spec.metric}={value} is not a finite number")
-    ctx.info["validation_metrics"] = {k: float(v) for k, v in metrics.items() if k.startswith(("val_", "best_val_"))}
+    chosen_on = ("val_", "best_val_", "cv_")
+    ctx.info["validation_metrics"] = {k: float(v) for k, v in metrics.items() if k.startswith(chosen_on)}
     return value

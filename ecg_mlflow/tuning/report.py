@@ -140,7 +140,7 @@ def apply_best(best: BestTrial) -> dict[str, Any]:
     info: dict[str, Any] = {}
     result = run_steps(best.spec, best.values, register=True, info=info)
     client = mlflow.MlflowClient()
-    for key in ("pretrain_run_id", "transfer_run_id"):
+    for key in ("pretrain_run_id", "transfer_run_id", "crossval_run_id"):
         if key in info:
             with contextlib.suppress(Exception):
                 client.set_tag(info[key], "optuna.study_name", best.study)

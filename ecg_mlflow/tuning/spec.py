@@ -2,9 +2,10 @@
 
 A study file names
   name          the Optuna study name (default: the file's stem)
-  steps         [pretrain, transfer] or [transfer]: what one trial runs
-  objective     metric (a validation metric of the transfer step's result), the pruning
-                monitor (a per-epoch validation metric) and the direction
+  steps         [pretrain, transfer], [transfer] or [crossval]: what one trial runs
+  objective     metric (a validation metric of the supervised step's result, or a cross-validation figure
+                cv_*), the pruning monitor (a per-epoch validation metric; for [crossval], a fold's
+                selection figure, reported as the running mean over folds) and the direction
   sampler       TPE (seeded) or random, with Optuna's own keyword arguments
   pruner        median, percentile, hyperband, successive_halving, threshold or none, likewise
   fixed         parameters every trial uses
@@ -48,10 +49,10 @@ class Objective(Schema):
     @field_validator("metric")
     @classmethod
     def _validation_metric(cls, metric: str) -> str:
-        if "test" in metric or not metric.startswith(("val_", "best_val_")):
+        if "test" in metric or not metric.startswith(("val_", "best_val_", "cv_")):
             raise ValueError(
                 "not a validation metric; the objective must be measured on the validation split "
-                "(e.g. best_val_macro_f1), never on the test split"
+                "(e.g. best_val_macro_f1) or by cross-validation (cv_macro_f1_nsv_mean), never on the test split"
             )
         return metric
 
@@ -98,7 +99,7 @@ class StudyFile(Schema):
     @classmethod
     def _known_order(cls, steps: tuple[str, ...]) -> tuple[str, ...]:
         if steps not in STEP_ORDERS:
-            raise ValueError(f"{list(steps)} must be [transfer] or [pretrain, transfer]")
+            raise ValueError(f"{list(steps)} must be one of {', '.join(str(list(o)) for o in STEP_ORDERS)}")
         return steps
 
 

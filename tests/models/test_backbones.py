@@ -38,6 +38,11 @@ def cnn_params(c: BackboneConfig, length: int = BEAT_LENGTH) -> int:
     return convs + _dense(flat, c.dense_units) + _dense(c.dense_units, c.dense_units)
 
 
+def cnn_bn_params(c: BackboneConfig, length: int = BEAT_LENGTH) -> int:
+    """The CNN's, and 4 numbers per filter per BatchNormalization (scale, shift, moving mean and variance)."""
+    return cnn_params(c, length) + c.depth * 4 * c.units
+
+
 def lstm_params(c: BackboneConfig) -> int:
     first = 4 * (1 * c.units + c.units * c.units + c.units)
     rest = (c.depth - 1) * 4 * (2 * c.units * c.units + c.units)
@@ -51,10 +56,17 @@ def resnet_params(c: BackboneConfig, length: int = BEAT_LENGTH) -> int:
     return _conv(c.kernel_size, 1, c.units) + blocks + _dense(length * c.units, c.dense_units)
 
 
-FORMULAS = {"mlp": mlp_params, "cnn": cnn_params, "lstm": lstm_params, "resnet": resnet_params}
+FORMULAS = {
+    "mlp": mlp_params,
+    "cnn": cnn_params,
+    "cnn_bn": cnn_bn_params,
+    "lstm": lstm_params,
+    "resnet": resnet_params,
+}
 SMALL = {
     "mlp": BackboneConfig(units=32, depth=4, dense_units=16, dropout=0.0, kernel_size=1),
     "cnn": BackboneConfig(units=8, depth=2, dense_units=16, dropout=0.0, kernel_size=3),
+    "cnn_bn": BackboneConfig(units=8, depth=2, dense_units=16, dropout=0.0, kernel_size=3),
     "lstm": BackboneConfig(units=8, depth=2, dense_units=16, dropout=0.2, kernel_size=1),
     "resnet": BackboneConfig(units=8, depth=2, dense_units=16, dropout=0.1, kernel_size=3),
 }
@@ -72,7 +84,7 @@ def test_default_encoder_shape_name_and_parameter_count(backbone: str) -> None:
 
 def test_default_parameter_counts_documented_in_docs_models_md() -> None:
     counts = {b: build_encoder(b, BACKBONE_DEFAULTS[b]).count_params() for b in BACKBONES}
-    assert counts == {"mlp": 327_744, "cnn": 30_464, "lstm": 21_056, "resnet": 53_792}
+    assert counts == {"mlp": 327_744, "cnn": 30_464, "cnn_bn": 30_656, "lstm": 21_056, "resnet": 53_792}
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)

@@ -35,7 +35,7 @@ def _beats(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray, np.ndarr
 @pytest.fixture(scope="module")
 def network():
     """A small untrained CNN with normalisation layers and rhythm context (every adaptation can change it)."""
-    x, context = _beats(64, 0)
+    _, context = _beats(64, 0)
     encoder = build_encoder("cnn_bn", BACKBONES["cnn_bn"].defaults)
     return build_classifier(encoder, 5, context=ContextSpec.fit(NAMES, context))
 
@@ -74,10 +74,10 @@ def test_a_recording_too_short_is_labelled_as_trained_and_named(network) -> None
 
 
 def test_normalisation_adaptations_need_normalisation_layers() -> None:
-    x, context = _beats(40, 5)
+    x, _ = _beats(40, 5)
     plain = build_classifier(build_encoder("cnn", BACKBONES["cnn"].defaults), 5)
     assert not list(batch_norms(plain))
-    with pytest.raises(AdaptationError, match="no normalisation layers.*cnn_bn"):
+    with pytest.raises(AdaptationError, match=r"no normalisation layers.*cnn_bn"):
         adapted_probabilities(plain, (x, None, ()), np.zeros(40), "adabn", 5)
 
 

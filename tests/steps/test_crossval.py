@@ -6,6 +6,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pytest
+import wfdb
 from mlflow.tracking import MlflowClient
 
 from ecg_mlflow.config import ClassifyConfig, CrossValConfig, DataConfig, PretrainConfig, TransferConfig
@@ -206,3 +207,40 @@ def test_a_pretrained_encoder_must_have_seen_the_same_input_kind(crossval) -> No
             register=False,
             verbose=0,
         )
+
+
+@pytest.mark.parametrize(
+    "adapt",
+    [
+        a if a == "dominant" else pytest.param(a, marks=pytest.mark.slow)
+        for a in sorted(ADAPTATIONS)
+        if ADAPTATIONS[a].recording
+    ],
+)
+def test_adaptation_reads_no_label(crossval, adapt, tmp_path, record_writer) -> None:
+    """The annotations of the adapted record scrambled (same beats, other symbols): identical answers."""
+    config = TransferConfig(
+        backbone="cnn_bn",
+        epochs=1,
+        min_epochs=0,
+        batch_size=16,
+        context="rr_template",
+        adapt=adapt,
+        data=DataConfig(split="inter"),
+    )
+    served = load_served(run_transfer(config, register=False, verbose=0).model_uri)
+    record_writer(tmp_path, "new", ["MLII", "V1"], seconds=60.0, seed=11)
+    classify = ClassifyConfig(record=str(tmp_path / "new"), model="runs:/unused/model")
+    before = classify_record(classify, served).table
+    annotation = wfdb.rdann(str(tmp_path / "new"), "atr")
+    beats = np.isin(annotation.symbol, ["N", "A", "V", "F", "Q", "L", "R"])
+    symbols = np.asarray(annotation.symbol, dtype=object)
+    symbols[beats] = np.random.default_rng(0).permutation(symbols[beats])
+    assert (symbols != np.asarray(annotation.symbol, dtype=object)).any()
+    wfdb.wrann("new", "atr", annotation.sample, list(symbols), aux_note=annotation.aux_note, write_dir=str(tmp_path))
+    after = classify_record(classify, served).table
+    probabilities = [c for c in before.columns if c.startswith("p_")]
+    assert before["adapted"].all() and len(before) > MIN_BEATS
+    np.testing.assert_array_equal(before["sample"], after["sample"])
+    np.testing.assert_allclose(before[probabilities], after[probabilities], atol=1e-6)
+    assert (before["reference"] != after["reference"]).any()  # the labels did change

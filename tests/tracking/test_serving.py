@@ -61,3 +61,38 @@ def test_requests_leave_no_progress_bars_in_the_server_log(served, post_json) ->
         assert post_json(url, {"inputs": beats.tolist()})[0] == 200
     text = log.read_text()
     assert "step" not in text and "━" not in text, text[-2000:]
+
+
+@pytest.fixture(scope="module")
+def served_adapting(tmp_path_factory: pytest.TempPathFactory, model_server) -> Iterator[tuple[str, Path]]:
+    """A CNN with normalisation layers that adapts to each request (adapt=tent), served by `mlflow models serve`."""
+    folder = tmp_path_factory.mktemp("serve_adapting")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    beats = np.random.default_rng(1).normal(size=(6, 187)).astype(np.float32)
+    model = build_classifier(build_encoder("cnn_bn", BACKBONE_DEFAULTS["cnn_bn"]), 5)
+    experiment_id = mlflow.MlflowClient().create_experiment("serving-adapting")
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = log_served_classifier(model, beats, None, CLASSES, adapt="tent")
+    with model_server(info.model_uri, uri, folder) as (url, _):
+        yield url, info.model_uri
+
+
+def test_a_served_model_that_adapts_adapts_to_each_request_and_says_so(served_adapting, post_json) -> None:
+    """A request is one recording: the answer is the in-process adaptation's, and a request too short to adapt
+    is answered as trained, with `adapted` false."""
+    from ecg_mlflow.models.test_time import MIN_BEATS, adapted_probabilities
+    from ecg_mlflow.tracking.classifiers import load_served
+
+    url, model_uri = served_adapting
+    recording = np.random.default_rng(2).normal(size=(MIN_BEATS + 10, 187)).astype(np.float32)
+    status, answer = post_json(url, {"inputs": recording.tolist()})
+    assert status == 200, answer
+    rows = answer["predictions"]
+    assert all(row["adapted"] for row in rows)
+    network = load_served(model_uri).keras_model
+    expected = adapted_probabilities(network, (recording, None, ()), np.zeros(len(recording)), "tent", 5).proba
+    probs = np.array([[row[f"p_{name}"] for name in CLASSES] for row in rows])
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    status, answer = post_json(url, {"inputs": recording[: MIN_BEATS - 1].tolist()})
+    assert status == 200 and not any(row["adapted"] for row in answer["predictions"])

@@ -108,3 +108,50 @@ def test_real_study_pretrain_transfer_prune_and_apply_best(tmp_path, tracking, d
     assert "test_macro_f1" in final[0].data.metrics
     names = {m.name for m in client.search_registered_models()}
     assert any("mlp" in name for name in names) and len(names) == 2, names
+
+
+@pytest.mark.slow
+def test_a_cross_validation_study_runs_with_workers_prunes_on_folds_and_never_tests(
+    tmp_path, tracking, synthetic_patientwise_mitdb, monkeypatch
+):
+    """Trials are 3-fold patient-wise cross-validations run by two worker processes; the value is the mean over
+    folds; the running mean after each fold is the intermediate value a pruner stops a trial on."""
+    monkeypatch.setenv("ECG_DATA_DIR", str(synthetic_patientwise_mitdb))
+    storage = f"journal:///{tmp_path}/study.log"
+    tiny = {"backbone": "mlp", "init": "scratch", "units": 16, "depth": 2, "dense_units": 8, "split": "inter"}
+    quick = {"folds": 3, "epochs": 1, "min_epochs": 0, "batch_size": 16, "context": "rr", "class_weight": "balanced"}
+    objective = {"metric": "cv_macro_f1_nsv_mean", "monitor": "val_macro_f1_nsv_selected"}
+    space = {"adapt": {"type": "categorical", "choices": ["none", "prior"]}}
+    study_file = write_study(
+        tmp_path, "cv", steps=["crossval"], fixed=tiny | quick, objective=objective, search_space=space
+    )
+    result = cli("run", str(study_file), "--n-trials", "2", "--workers", "2", "--storage", storage)
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="cv", storage=open_storage(storage).storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    for run in runs_of("cv", "trial"):
+        trial = study.trials[int(run.data.tags["optuna.trial_number"])]
+        (crossval,) = step_runs_under(run.info.run_id)
+        folds = step_runs_under(crossval.info.run_id)
+        assert len(folds) == 3 and list(trial.intermediate_values) == [1, 2, 3]
+        assert trial.value == pytest.approx(crossval.data.metrics["cv_macro_f1_nsv_mean"])
+        assert trial.intermediate_values[3] == pytest.approx(trial.value, abs=1e-6)  # the mean over the 3 folds
+        for one in (run, crossval, *folds):
+            assert not any(k.startswith("test") for k in one.data.metrics), "a trial never computes a test figure"
+
+    pruned_file = write_study(
+        tmp_path,
+        "cv-pruned",
+        steps=["crossval"],
+        fixed=tiny | quick,
+        objective=objective,
+        pruner={"type": "threshold", "lower": 2.0},
+        search_space=space,
+    )
+    result = cli("run", str(pruned_file), "--n-trials", "1", "--storage", storage)
+    assert result.exit_code == 0, result.output
+    pruned = optuna.load_study(study_name="cv-pruned", storage=open_storage(storage).storage).trials[0]
+    assert pruned.state == TrialState.PRUNED and list(pruned.intermediate_values) == [1]  # after the first fold
+    (trial_run,) = runs_of("cv-pruned", "trial")
+    (crossval,) = step_runs_under(trial_run.info.run_id)
+    assert trial_run.info.status == crossval.info.status == "KILLED"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecg_mlflow.config import TRANSFORM_NAMES, PretrainConfig, TransferConfig
+from ecg_mlflow.config import TRANSFORM_NAMES, CrossValConfig, PretrainConfig, TransferConfig
 from ecg_mlflow.params import parameter_names
 from ecg_mlflow.tuning.spec import StudySpecError, parse_study
 from ecg_mlflow.tuning.study_files import load_study_file, parse_set
@@ -33,8 +33,12 @@ def test_every_study_file_loads_and_is_seeded_tpe_on_validation_macro_f1():
     for path in STUDIES.glob("*.yaml"):
         spec = load_study_file(path)
         assert spec.name == path.stem
-        # the patient-wise studies select on macro-F1 over N, S, V of the held-out records
-        assert spec.metric in ("best_val_macro_f1", "val_macro_f1_nsv_selected") and spec.monitor == "val_macro_f1"
+        # the patient-wise studies select on macro-F1 over N, S, V of the held-out records (a CV trial: the mean over
+        # folds, monitored fold by fold)
+        if spec.steps == ("crossval",):
+            assert spec.metric == "cv_macro_f1_nsv_mean" and spec.monitor == "val_macro_f1_nsv_selected"
+        else:
+            assert spec.metric in ("best_val_macro_f1", "val_macro_f1_nsv_selected") and spec.monitor == "val_macro_f1"
         assert spec.direction == "maximize"
         assert spec.sampler.type == "tpe" and isinstance(spec.sampler.seed, int)
         assert spec.pruner.type != "none"
@@ -67,7 +71,7 @@ def test_transforms_study_tunes_magnitudes_and_head_weights():
 
 
 def test_parameter_names_come_from_the_configs():
-    names = parameter_names(TransferConfig) | parameter_names(PretrainConfig)
+    names = parameter_names(TransferConfig) | parameter_names(PretrainConfig) | parameter_names(CrossValConfig)
     for path in STUDIES.glob("*.yaml"):
         raw = yaml.safe_load(path.read_text())
         for key in [*raw.get("fixed", {}), *raw.get("search_space", {})]:
@@ -141,6 +145,14 @@ def test_scoped_values_win_and_dataset_goes_to_transfer_only():
     assert params["pretrain"]["epochs"] == 3 and params["transfer"]["epochs"] == 7
     assert params["transfer"]["dataset"] == "ptb" and "dataset" not in params["pretrain"]
     spec.configs({})  # pretraining stays on MIT-BIH
+
+
+def test_a_cross_validation_study_sends_every_value_to_its_one_step():
+    spec = load_study_file(STUDIES / "cnn-patientwise.yaml")
+    params = spec.step_params({"adapt": "prior", "units": 12})
+    assert set(params) == {"crossval"} and params["crossval"]["adapt"] == "prior"
+    assert params["crossval"]["units"] == 12 and params["crossval"]["folds"] == 5
+    assert spec.configs({})["crossval"].data.split == "inter"
 
 
 def test_suggest_covers_every_type():

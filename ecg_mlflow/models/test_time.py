@@ -51,7 +51,7 @@ EM_ITERATIONS, EM_TOLERANCE = 100, 1e-6
 MAX_STATISTICS_BEATS = 8192  # adabn estimates on at most this many beats, evenly spread (a day's Holter fits)
 TENT_STEPS, TENT_RATE = 10, 1e-3
 SELF_TRAIN_SHARE, SELF_TRAIN_STEPS, SELF_TRAIN_RATE = 0.5, 20, 1e-4
-DOMINANT_CORRELATION, REGULAR_RHYTHM = 0.95, 0.9  # shape like the median beat; pre-R-R / local R-R at least this
+DOMINANT_CORRELATION, REGULAR_RHYTHM = 0.9, 0.9  # shape like the median beat; pre-R-R / local R-R at least this
 SSL_HEAD_ITERATIONS, SSL_STEPS, SSL_RATE = 200, 10, 1e-4
 
 # (the model to adapt, in place; one recording; the number of classes; its random numbers) -> (n, n_classes)
@@ -222,13 +222,18 @@ def confident_labels(proba: np.ndarray, share: float = SELF_TRAIN_SHARE) -> tupl
 
 
 def dominant_beats(recording: Recording) -> np.ndarray:
-    """Beats shaped like the recording's median beat (correlation >= DOMINANT_CORRELATION) that are not premature
-    (pre_local >= REGULAR_RHYTHM, when the model takes the rhythm numbers): the patient's own normal beat."""
-    beats = recording.x - recording.x.mean(axis=1, keepdims=True)
-    template = np.median(beats, axis=0)
-    norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
-    correlation = np.where(norms > 0, beats @ template / np.where(norms > 0, norms, 1.0), 0.0)
-    usual = correlation >= DOMINANT_CORRELATION
+    """The patient's own normal beat: beats shaped like the recording's median beat (correlation >=
+    DOMINANT_CORRELATION) that are not premature (pre_local >= REGULAR_RHYTHM, when the model takes the rhythm
+    numbers). The shape is the context's `corr_record` (QRS to T wave of the Kachuee beat, data/morphology.py) when
+    the model takes it, else the correlation of the model's input with its median. Measured on the DS1 records:
+    with corr_record and pre_local, 74 % of the beats are dominant, and 99.6 % of those are N."""
+    shape = recording.column("corr_record")
+    if shape is None:
+        beats = recording.x - recording.x.mean(axis=1, keepdims=True)
+        template = np.median(beats, axis=0)
+        norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
+        shape = np.where(norms > 0, beats @ template / np.where(norms > 0, norms, 1.0), 0.0)
+    usual = shape >= DOMINANT_CORRELATION
     timing = recording.column("pre_local")
     return usual if timing is None else usual & (timing >= REGULAR_RHYTHM)
 

@@ -107,3 +107,6 @@ def test_dominant_beats_are_the_usual_shape_at_the_usual_time() -> None:
     usual = dominant_beats(Recording(x, context, NAMES))
     assert not usual[10] and not usual[20] and usual.sum() >= 45
     assert dominant_beats(Recording(x))[20]  # without the rhythm numbers, shape alone
+    likeness = np.column_stack([context[:, 1], np.where(np.arange(50) == 30, 0.5, 0.97)])
+    told = dominant_beats(Recording(x, likeness, ("pre_local", "corr_record")))
+    assert not told[30] and told[10]  # the context's likeness to the record's beats, where the model takes it

@@ -18,7 +18,6 @@ from ecg_mlflow.checks import check_choice, comma_separated, one_of, validated, 
 from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.data.context import CONTEXT_KINDS
 from ecg_mlflow.data.databases import DATABASES
-from ecg_mlflow.data.sources import SOURCES
 from ecg_mlflow.data.spec import (
     Count,
     DataConfig,
@@ -26,9 +25,9 @@ from ecg_mlflow.data.spec import (
     Fraction,
     Int,
     Split,
+    check_adapt,
     check_context,
     check_inter_split,
-    timed_source,
 )
 from ecg_mlflow.errors import ConfigError
 from ecg_mlflow.models.catalog import BACKBONES as BACKBONE_CATALOG
@@ -64,19 +63,6 @@ BatchSize = Annotated[int, Field(ge=1), whole_number]
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
 Patience = Count
 Strings = Annotated[tuple[str, ...], comma_separated]
-
-
-def check_adapt(adapt: str, context: str, source: str = "physionet") -> None:
-    """An adaptation of the context numbers needs some; one to each recording needs beats that come in recordings."""
-    if ADAPTATIONS[adapt].recording and not SOURCES[source].timing:
-        raise ConfigError(
-            f"adapt={adapt!r} adapts the model to each recording, and source={source!r} holds isolated beats with no "
-            f"recordings; use source={timed_source()!r}, or adapt='none'"
-        )
-    if ADAPTATIONS[adapt].needs_context and context == "none":
-        raise ConfigError(
-            f"adapt={adapt!r} adapts the context numbers to each record: give context='rr' or 'rr_template'"
-        )
 
 
 def backbone_config(backbone: str, **overrides: object) -> BackboneConfig:

@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ecg_mlflow.checks import one_of, validated, whole_number
+from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.data.databases import Database, training_datasets
 from ecg_mlflow.data.inputs import DEFAULT_INPUT, INPUT_KINDS
 from ecg_mlflow.data.sources import SOURCES
@@ -62,6 +63,19 @@ def check_context(context: str, source: str) -> None:
         raise ConfigError(
             f"context={context!r} needs beat timing, which source={source!r} does not have (isolated beats "
             f"with no R peaks or records); use source={timed_source()!r}, or context='none'"
+        )
+
+
+def check_adapt(adapt: str, context: str, source: str = "physionet") -> None:
+    """An adaptation of the context numbers needs some; one to each recording needs beats that come in recordings."""
+    if ADAPTATIONS[adapt].recording and not SOURCES[source].timing:
+        raise ConfigError(
+            f"adapt={adapt!r} adapts the model to each recording, and source={source!r} holds isolated beats with no "
+            f"recordings; use source={timed_source()!r}, or adapt='none'"
+        )
+    if ADAPTATIONS[adapt].needs_context and context == "none":
+        raise ConfigError(
+            f"adapt={adapt!r} adapts the context numbers to each record: give context='rr' or 'rr_template'"
         )
 
 

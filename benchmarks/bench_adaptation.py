@@ -49,15 +49,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--external", default="svdb", help="database to report beside DS2 ('' to skip)")
     parser.add_argument("--no-test", action="store_true", help="CV only: leave DS2 and the external database alone")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-record", default="", help="folder for each adaptation's per-recording tables (CSV)")
     parser.add_argument("--out", default="")
     return parser.parse_args(argv)
 
 
-def figures(y: np.ndarray, proba: np.ndarray, records: np.ndarray, class_names, headline) -> dict[str, float]:
-    """The pooled EC57 figures and the per-recording summary of one set of adapted answers."""
+def figures(
+    y: np.ndarray, proba: np.ndarray, records: np.ndarray, dataset, table_path: Path | None = None
+) -> dict[str, float]:
+    """The pooled EC57 figures and the per-recording summary of one set of adapted answers (and its per-recording
+    table written to `table_path`)."""
+    class_names, headline = dataset.class_names, dataset.headline_classes
     metrics = evaluate_predictions(y, proba, class_names, "", headline_classes=headline).metrics
     pooled = {name: metrics[name] for name in FIGURES if name in metrics}
-    return pooled | per_record_figures(per_record_table(y, proba, records, class_names, headline), "")
+    table = per_record_table(y, proba, records, class_names, headline)
+    if table_path is not None:
+        table_path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(table_path, index=False)
+    return pooled | per_record_figures(table, "")
 
 
 def timed(fn, recordings: int) -> tuple[Any, float]:
@@ -66,7 +75,9 @@ def timed(fn, recordings: int) -> tuple[Any, float]:
     return result, (time.perf_counter() - start) / max(recordings, 1)
 
 
-def cross_validated(adapt: str, models: list, beats: LabelledBeats, oof: OutOfFold, dataset, seed: int) -> dict:
+def cross_validated(
+    adapt: str, models: list, beats: LabelledBeats, oof: OutOfFold, dataset, seed: int, tables: Path | None
+) -> dict:
     """Each fold's network adapted to each of its held-out recordings: the figures an adaptation is chosen on."""
     n_classes = len(dataset.class_names)
     proba = np.zeros((len(beats.y), n_classes), dtype=np.float32)
@@ -83,16 +94,16 @@ def cross_validated(adapt: str, models: list, beats: LabelledBeats, oof: OutOfFo
         dataset.class_names, dataset.headline_classes
     )
     row = {"cv_macro_f1_nsv_mean": float(np.mean(scores)), "cv_macro_f1_nsv_std": float(np.std(scores))}
-    pooled = figures(beats.y, proba, beats.records, dataset.class_names, dataset.headline_classes)
+    pooled = figures(beats.y, proba, beats.records, dataset, tables and tables / f"{adapt}_cv.csv")
     return row | {f"cv_{k}": v for k, v in pooled.items()} | {"seconds_per_recording": seconds}
 
 
-def reported(adapt: str, averaged, sets: dict[str, tuple], dataset, seed: int) -> dict[str, float]:
+def reported(adapt: str, averaged, sets: dict[str, tuple], dataset, seed: int, tables: Path | None) -> dict[str, float]:
     """The averaged networks adapted to each DS2 and external recording: reported, never chosen on."""
     row = {}
     for prefix, (x, y, context, names, records) in sets.items():
         answers = adapted_probabilities(averaged, (x, context, names), records, adapt, len(dataset.class_names), seed)
-        scored = figures(y, answers.proba, records, dataset.class_names, dataset.headline_classes)
+        scored = figures(y, answers.proba, records, dataset, tables and tables / f"{adapt}_{prefix}.csv")
         row |= {f"{prefix}_{k}": v for k, v in scored.items()}
     return row
 
@@ -134,8 +145,9 @@ def main(argv: list[str]) -> int:
     rows = []
     for adapt in args.adapts.split(","):
         row = {"adapt": adapt, "crossval": args.crossval, "backbone": params.get("backbone")}
-        row |= cross_validated(adapt, models, beats, oof, dataset, args.seed)
-        row |= reported(adapt, averaged, sets, dataset, args.seed)
+        tables = Path(args.per_record) if args.per_record else None
+        row |= cross_validated(adapt, models, beats, oof, dataset, args.seed, tables)
+        row |= reported(adapt, averaged, sets, dataset, args.seed, tables)
         rows.append(row)
         print(json.dumps(row), flush=True)
         if args.out:

@@ -236,12 +236,12 @@ def per_record_figures(table: pd.DataFrame, prefix: str = "test_") -> dict[str, 
     }
 
 
-def log_per_record(table: pd.DataFrame, prefix: str = "test_") -> dict[str, float]:
-    """The per-recording table (evaluation/per_record.csv) and its summary metrics, on the active run."""
+def log_per_record(table: pd.DataFrame, prefix: str = "test_", folder: str = EVALUATION_DIR) -> dict[str, float]:
+    """The per-recording table (<folder>/per_record.csv) and its summary metrics, on the active run."""
     figures = per_record_figures(table, prefix)
     mlflow.log_metrics(figures)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / PER_RECORD_FILE
         table.to_csv(path, index=False)
-        mlflow.log_artifact(str(path), EVALUATION_DIR)
+        mlflow.log_artifact(str(path), folder)
     return figures

@@ -18,7 +18,7 @@ from sklearn.metrics import f1_score
 
 from ecg_mlflow.data.dataset import BeatDataset, class_counts
 from ecg_mlflow.data.sealed import TEST_SPLIT_TAG, seal_tag, sealed_test_split
-from ecg_mlflow.evaluation import evaluate_predictions
+from ecg_mlflow.evaluation import evaluate_predictions, log_per_record, per_record_table
 from ecg_mlflow.steps.supervised import LabelledBeats, flag_if_learned_nothing, log_selection, split_beats
 from ecg_mlflow.tracking.runs import step_run
 
@@ -127,6 +127,9 @@ def cross_validate(
             on_fold(fold, fold_figures)
     summary = summarise_folds(figures) | out_of_fold_figures(beats.y, out_of_fold, dataset)
     mlflow.log_metrics(summary)
+    # Every held-out recording, beside the average: crossval/per_record.csv, cv_records_n_se_below_80, ...
+    held_out = per_record_table(beats.y, out_of_fold, records, dataset.class_names, dataset.headline_classes)
+    summary |= log_per_record(held_out, "cv_", CV_DIR)
     log_out_of_fold(OutOfFold(out_of_fold, beats.y, fold_of, records))
     return CrossValidation(models, figures, out_of_fold, summary)
 

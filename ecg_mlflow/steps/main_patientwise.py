@@ -25,10 +25,14 @@ COLUMNS = {
     "test_ppv_S": "S +P",
     "test_se_V": "V Se",
     "test_ppv_V": "V +P",
+    "test_records_n_se_below_80": "DS2 recordings with N Se < 80 %",
+    "test_records_n_se_worst": "DS2 worst N Se",
     "svdb_macro_f1_nsv": "SVDB macro-F1 (N,S,V)",
     "svdb_se_S": "SVDB S Se",
     "svdb_ppv_S": "SVDB S +P",
+    "svdb_records_n_se_below_80": "SVDB recordings with N Se < 80 %",
 }
+COUNTS = ("test_records_n_se_below_80", "svdb_records_n_se_below_80")  # numbers of recordings, not shares
 
 
 def chain_steps(config: MainConfig) -> int:
@@ -97,10 +101,14 @@ def patientwise_table(config: MainConfig, result: MainResult) -> str:
         if key.startswith("pretrain/"):
             continue
         name = "**chosen for new patients**" if key == "patientwise" else key.replace("/", " ")
-        cells = [_pct(metrics.get(column)) for column in COLUMNS]
+        cells = [_count(metrics.get(c)) if c in COUNTS else _pct(metrics.get(c)) for c in COLUMNS]
         lines.append("| " + " | ".join([name, *cells, result.run_ids[key][:8]]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _count(value: float | None) -> str:
+    return "–" if value is None else str(int(value))

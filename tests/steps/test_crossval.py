@@ -78,6 +78,24 @@ def test_the_cv_score_is_the_mean_of_the_folds_with_its_spread(crossval) -> None
     assert 0.0 <= metrics["cv_oof_macro_f1_nsv"] <= 1.0
 
 
+def test_every_held_out_recording_gets_its_row_beside_the_average(crossval, tmp_path) -> None:
+    """The out-of-fold answers per recording (crossval/per_record.csv), summarised as cv_records_* metrics; the
+    fold networks are kept in the fold runs, so a recording can be scored again without training."""
+    import pandas as pd
+
+    from ecg_mlflow.steps.folds import load_fold_models
+
+    metrics = MlflowClient().get_run(crossval.run_id).data.metrics
+    path = mlflow.artifacts.download_artifacts(
+        run_id=crossval.run_id, artifact_path="crossval/per_record.csv", dst_path=str(tmp_path)
+    )
+    table = pd.read_csv(path, dtype={"record": str})
+    assert set(table["record"]) == set(DS1_RECORDS) and metrics["cv_records"] == len(DS1_RECORDS)
+    assert metrics["cv_records_n_se_below_80"] == (table.loc[table["n_N"] > 0, "se_N"] < 0.8).sum()
+    assert metrics["cv_records_n_se_worst"] == pytest.approx(table.loc[table["n_N"] > 0, "se_N"].min())
+    assert len(load_fold_models(crossval.run_id)) == 3
+
+
 def test_the_averaged_model_is_registered_and_serves_labels(crossval) -> None:
     version = MlflowClient().get_model_version_by_alias("ecg-mit-mlp-cv", "scratch")
     assert version.run_id == crossval.run_id

@@ -97,7 +97,7 @@ register_backbone(
         "cnn_bn",
         "The paper's CNN with batch normalisation after each Conv1D: the normalisation statistics a recording can "
         "re-estimate without labels (adapt=adabn, tent: models/test_time.py).",
-        BackboneConfig(units=16, depth=3, dense_units=64, dropout=0.1, kernel_size=5),
+        BACKBONES["cnn"].defaults,
         "ecg_mlflow.models.backbones:cnn_bn_features",
         sizes=("units", "depth", "dense_units", "dropout", "kernel_size"),
     )

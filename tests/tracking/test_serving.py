@@ -18,16 +18,21 @@ from ecg_mlflow.tracking.registry import register_with_alias
 CLASSES = ["N", "S", "V", "F", "Q"]
 
 
+def _untrained_network(factory: pytest.TempPathFactory, backbone: str, seed: int) -> tuple:
+    """A folder with its own sqlite tracking store (set as current), an untrained classifier and a few beats."""
+    folder = factory.mktemp(f"serve_{backbone}")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    beats = np.random.default_rng(seed).normal(size=(6, 187)).astype(np.float32)
+    return folder, uri, build_classifier(build_encoder(backbone, BACKBONE_DEFAULTS[backbone]), 5), beats
+
+
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, model_server
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, Path]]:
     """A CNN classifier registered as ecg-mit-cnn@current, served by `mlflow models serve`."""
-    folder = tmp_path_factory.mktemp("serve")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    beats = np.random.default_rng(0).normal(size=(6, 187)).astype(np.float32)
-    model = build_classifier(build_encoder("cnn", BACKBONE_DEFAULTS["cnn"]), 5)
+    folder, uri, model, beats = _untrained_network(tmp_path_factory, "cnn", 0)
     # An experiment of its own: a module fixture runs before the per-test MLflow state reset.
     experiment_id = mlflow.MlflowClient().create_experiment("serving")
     with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -66,11 +71,7 @@ def test_requests_leave_no_progress_bars_in_the_server_log(served, post_json) ->
 @pytest.fixture(scope="module")
 def served_adapting(tmp_path_factory: pytest.TempPathFactory, model_server) -> Iterator[tuple[str, Path]]:
     """A CNN with normalisation layers that adapts to each request (adapt=tent), served by `mlflow models serve`."""
-    folder = tmp_path_factory.mktemp("serve_adapting")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    beats = np.random.default_rng(1).normal(size=(6, 187)).astype(np.float32)
-    model = build_classifier(build_encoder("cnn_bn", BACKBONE_DEFAULTS["cnn_bn"]), 5)
+    folder, uri, model, beats = _untrained_network(tmp_path_factory, "cnn_bn", 1)
     experiment_id = mlflow.MlflowClient().create_experiment("serving-adapting")
     with mlflow.start_run(experiment_id=experiment_id):
         info = log_served_classifier(model, beats, None, CLASSES, adapt="tent")

@@ -40,6 +40,7 @@ import numpy as np
 
 from ecg_mlflow.data.adaptation import ADAPTATIONS
 from ecg_mlflow.errors import UserError
+from ecg_mlflow.models.catalog import BACKBONES
 from ecg_mlflow.models.classifier import ModelInput, model_inputs, predict_proba
 from ecg_mlflow.models.ssl import build_ssl_model
 from ecg_mlflow.transforms import TRANSFORM_NAMES, TransformConfig, build_representation_set
@@ -336,10 +337,12 @@ def batch_norms(model: keras.Model) -> Iterator[keras.layers.BatchNormalization]
 
 
 def encoders(model: keras.Model) -> Iterator[keras.Model]:
-    """Every encoder sub-model ("<backbone>_encoder"): one per network, several in an average."""
+    """Every encoder sub-model ("<backbone>_encoder", models/backbones.build_encoder): one per network, one per
+    member in an average (whose members are named member_<i>_classifier_<backbone>_encoder, and are not encoders)."""
+    names = {f"{backbone}_encoder" for backbone in BACKBONES}
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            if layer.name.endswith("_encoder"):
+            if layer.name in names:
                 yield layer
             else:
                 yield from encoders(layer)

@@ -110,3 +110,20 @@ def test_dominant_beats_are_the_usual_shape_at_the_usual_time() -> None:
     likeness = np.column_stack([context[:, 1], np.where(np.arange(50) == 30, 0.5, 0.97)])
     told = dominant_beats(Recording(x, likeness, ("pre_local", "corr_record")))
     assert not told[30] and told[10]  # the context's likeness to the record's beats, where the model takes it
+
+
+def test_every_member_of_an_average_adapts_its_own_encoder(network) -> None:
+    """An average of networks (a cross-validation's final model) holds one encoder per member; ssl adapts each."""
+    from ecg_mlflow.models.classifier import build_ensemble
+    from ecg_mlflow.models.test_time import encoders
+
+    other = build_classifier(build_encoder("cnn_bn", BACKBONES["cnn_bn"].defaults), 5, context=network_context())
+    averaged = build_ensemble([network, other], 5)
+    assert [encoder.name for encoder in encoders(averaged)] == ["cnn_bn_encoder", "cnn_bn_encoder"]
+    x, context = _beats(MIN_BEATS, 7)
+    answer = adapted_probabilities(averaged, (x, context, NAMES), np.zeros(MIN_BEATS), "ssl", 5)
+    assert answer.proba.shape == (MIN_BEATS, 5) and not answer.unadapted
+
+
+def network_context() -> ContextSpec:
+    return ContextSpec.fit(NAMES, _beats(64, 0)[1])

@@ -29,6 +29,7 @@ from ecg_mlflow.config import ClassifyConfig
 from ecg_mlflow.data.adaptation import context_matrix
 from ecg_mlflow.data.context import CONTEXT_COLUMNS, beat_context
 from ecg_mlflow.data.databases import get_database
+from ecg_mlflow.data.errors import DataError
 from ecg_mlflow.data.physionet import beats_from_signal, record_inputs
 from ecg_mlflow.data.records import RecordSignal, has_annotations, read_any_record
 from ecg_mlflow.models.served import ADAPTED_COLUMN, BEAT_INPUT, CONTEXT_INPUT, LABEL_COLUMN
@@ -163,8 +164,13 @@ def classify_record(config: ClassifyConfig, classifier: Any, on_progress: Progre
     read = read_any_record(Path(config.record), config.annotator)
     annotated = has_annotations(Path(config.record).with_suffix(""), config.annotator)
     read_seconds = time.perf_counter() - start
-    table, seconds = classify_signal(read, classifier, on_progress)
     peaks_from = f"annotations ({config.annotator})" if annotated else "QRS detector"
+    if len(read.qrs) == 0:
+        raise DataError(
+            f"record {read.record}: no beat found (R peaks from the {peaks_from}, lead {read.lead}, {read.fs} Hz); "
+            "check that the signal holds an ECG, or give its beat annotations (--annotator)"
+        )
+    table, seconds = classify_signal(read, classifier, on_progress)
     return RecordLabels(read, table, peaks_from, {"read": read_seconds, **seconds}, classifier.adapt)
 
 

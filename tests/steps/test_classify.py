@@ -116,3 +116,18 @@ def test_bad_model_or_record_is_one_line_and_exit_1(tmp_path, record_writer, mod
     assert "without its extension" in missing.output and "download" not in missing.output
     with pytest.raises(UpstreamError):
         load_served("runs:/0123456789abcdef0123456789abcdef/model")
+
+
+def test_a_record_with_no_beat_is_one_line_and_writes_nothing(tmp_path, models, monkeypatch) -> None:
+    """A flat signal: no QRS to label. One line naming the record and what to check; no output folder."""
+    import wfdb
+
+    wfdb.wrsamp("flat", fs=360, units=["mV"], sig_name=["MLII"], p_signal=np.zeros((360 * 20, 1)),
+                fmt=["212"], adc_gain=[200.0], baseline=[1024], write_dir=str(tmp_path))  # fmt: skip
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", models["tracking_uri"])
+    out = tmp_path / "labels"
+    command = ["classify", str(tmp_path / "flat"), "--model", models["plain"], "--out", str(out)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "record flat: no beat found" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()

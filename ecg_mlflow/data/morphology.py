@@ -37,9 +37,9 @@ def template_features(beats: np.ndarray) -> np.ndarray:
     energy = np.sum(record**2)
     features = np.column_stack(
         [
-            _correlation(head, record),
+            row_correlation(head, record),
             _rms(head - record),
-            _correlation(head, local),
+            row_correlation(head, local),
             _rms(head - local),
             np.sum(head**2, axis=1) / energy if energy > 0 else np.ones(n),
         ]
@@ -47,7 +47,7 @@ def template_features(beats: np.ndarray) -> np.ndarray:
     return features.astype(np.float32)
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def row_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise Pearson correlation; 0 where either row is flat."""
     a = a - a.mean(axis=1, keepdims=True)
     b = np.broadcast_to(b - b.mean(axis=1, keepdims=True), a.shape)

@@ -39,6 +39,7 @@ import keras
 import numpy as np
 
 from ecg_mlflow.data.adaptation import ADAPTATIONS
+from ecg_mlflow.data.morphology import row_correlation
 from ecg_mlflow.errors import UserError
 from ecg_mlflow.models.catalog import BACKBONES
 from ecg_mlflow.models.classifier import ModelInput, model_inputs, predict_proba
@@ -230,10 +231,7 @@ def dominant_beats(recording: Recording) -> np.ndarray:
     with corr_record and pre_local, 74 % of the beats are dominant, and 99.6 % of those are N."""
     shape = recording.column("corr_record")
     if shape is None:
-        beats = recording.x - recording.x.mean(axis=1, keepdims=True)
-        template = np.median(beats, axis=0)
-        norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
-        shape = np.where(norms > 0, beats @ template / np.where(norms > 0, norms, 1.0), 0.0)
+        shape = row_correlation(recording.x, np.median(recording.x, axis=0, keepdims=True))
     usual = shape >= DOMINANT_CORRELATION
     timing = recording.column("pre_local")
     return usual if timing is None else usual & (timing >= REGULAR_RHYTHM)
